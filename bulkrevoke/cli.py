@@ -1,0 +1,198 @@
+"""The command line: parse flags, build one RunConfig, call the library, map its
+errors to exit codes and one-line messages. No network code lives here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .errors import BulkRevokeError
+
+EPILOG_RUN = """\
+examples:
+  bulkrevoke run sample_inputs/revocations.csv --sandbox
+  bulkrevoke run list.csv --dry-run
+  BULKREVOKE_USERNAME=till BULKREVOKE_PASSWORD=... bulkrevoke run list.csv --host eu --rate 100/min
+  bulkrevoke run list.csv --host eu --out reports/fraud-42 --resume
+  bulkrevoke run reports/fraud-42/failed.csv --host eu
+
+exit codes: 0 all rows done; 1 some rows invalid or failed; 2 usage or input error (nothing
+sent); 3 safety stop (resumable); 130 interrupted (resumable)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkrevoke",
+        description="Revoke earned badges in bulk through Capillary's Badges API.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bulkrevoke {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands)
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the Badges API emulator on loopback",
+        description="Serve the Badges API emulator (state, auth, faults) until interrupted. "
+                    "Credentials come from the same environment variables as for run.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: bulkrevoke sandbox --port 8080 --state sample_inputs/revocations.state.csv"
+               " --throttle 0.05 --drop 0.01")
+    from .sandbox import add_sandbox_arguments
+
+    add_sandbox_arguments(sandbox)
+    report = commands.add_parser(
+        "report", help="rebuild a run's report files from its ledger",
+        description="Write report.csv, report.parquet, failed.csv and summary.json again "
+                    "from RUN_DIR/ledger.sqlite.",
+        epilog="example: bulkrevoke report reports/20261128-101500-revocations")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    return parser
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="revoke the earned badges listed in INPUT",
+        description="Read INPUT, validate every row, revoke the valid ones and write the "
+                    "per-row report into the run directory.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
+    run.add_argument("input", metavar="INPUT",
+                     help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin")
+    target = run.add_argument_group("where to send")
+    target.add_argument("--sandbox", action="store_true", default=None,
+                        help="run against the embedded Badges API emulator (no credentials)")
+    target.add_argument("--sandbox-state", metavar="FILE",
+                        help="the emulator's initial state (default: INPUT_STEM.state.csv "
+                             "beside the input, when present)")
+    target.add_argument("--host", metavar="URL_OR_CLUSTER",
+                        help="apac, apac2, eu, us or an https base URL (env BULKREVOKE_HOST)")
+    target.add_argument("--ca-bundle", metavar="FILE", help="extra trusted CA certificates (PEM)")
+    pace = run.add_argument_group("pace and retries")
+    pace.add_argument("--rate", metavar="RATE",
+                      help="N/s, N/min or N per second; 'unlimited' (default 100/min, "
+                           "500/s with --sandbox)")
+    pace.add_argument("--concurrency", metavar="N", help="requests in flight at most (default 16)")
+    pace.add_argument("--max-attempts", metavar="N",
+                      help="attempts per row, the first included (default 6)")
+    pace.add_argument("--timeout", metavar="SECONDS", help="per attempt (default 30)")
+    pace.add_argument("--retry-after-cap", metavar="SECONDS",
+                      help="longest Retry-After honoured (default 300)")
+    pace.add_argument("--row-deadline", metavar="SECONDS",
+                      help="give a row up after this long (default 900)")
+    pace.add_argument("--max-error-rate", metavar="FRACTION",
+                      help="stop when more than this share of the last 100 rows failed "
+                           "(default 0.5)")
+    data = run.add_argument_group("input")
+    data.add_argument("--identifier", choices=["id", "mobile", "email", "externalId", "cardNumber"],
+                      help="identifier type for rows without an identifierType (default id)")
+    data.add_argument("--column", action="append", metavar="FIELD=HEADER",
+                      help="map a field to the input's header (repeatable), "
+                           "e.g. --column badgeMetaId=meta_id")
+    data.add_argument("--delimiter", metavar="CHAR",
+                      help="force the CSV delimiter (default: detected from the header)")
+    mode = run.add_argument_group("run")
+    mode.add_argument("--out", metavar="DIR",
+                      help="run directory (default reports/YYYYmmdd-HHMMSS-INPUT_STEM)")
+    mode.add_argument("--dry-run", action="store_true", default=None,
+                      help="validate and report, send nothing")
+    mode.add_argument("--resume", action="store_true", default=None,
+                      help="continue the run in --out DIR (same input required)")
+    mode.add_argument("--config", metavar="FILE",
+                      help="TOML settings; precedence: flag > environment > file > default")
+    mode.add_argument("--mask-pii", action="store_true", default=None,
+                      help="reports carry a keyed hash (key: BULKREVOKE_PII_KEY) instead of "
+                           "email, mobile and cardNumber identifiers")
+    out = run.add_argument_group("output")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (a progress line is logged every 10 s instead)")
+    out.add_argument("--log-format", choices=["text", "json"], help="run.log and stderr format")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    out.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "sandbox":
+            from .sandbox import serve_forever, settings_from_args
+
+            return serve_forever(settings_from_args(args, os.environ))
+        if args.command == "report":
+            return _report(Path(args.run_dir))
+    except BulkRevokeError as exc:
+        print(f"bulkrevoke: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bulkrevoke: interrupted before sending began; nothing was sent", file=sys.stderr)
+        return 130
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import resolve_config
+    from .runner import run
+
+    settings = {
+        name: getattr(args, name)
+        for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
+                     "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
+                     "max_error_rate", "delimiter", "config", "ca_bundle", "mask_pii",
+                     "log_format", "retry_after_cap", "row_deadline")
+    }
+    settings["progress"] = not args.no_progress
+    settings["verbosity"] = -1 if args.quiet else args.verbose
+    config = resolve_config(args.input, settings)
+    result = _event_loop_run(run(config, install_signal_handlers=True))
+    if not args.quiet:
+        from .summary_text import format_summary
+
+        print(format_summary(result.summary, result.run_dir, rerun_args=_target_args(args),
+                             input_arg=args.input, stop_message=result.stop_message),
+              file=sys.stderr)
+    return result.exit_code
+
+
+def _target_args(args: argparse.Namespace) -> list[str]:
+    """The flags a resume or a re-run needs to reach the same place."""
+    extra: list[str] = []
+    if args.sandbox:
+        extra.append("--sandbox")
+    for flag in ("host", "rate", "config"):
+        value = getattr(args, flag)
+        if value:
+            extra += [f"--{flag}", str(value)]
+    return extra
+
+
+def _event_loop_run(coroutine: Any) -> Any:
+    """asyncio.run, on uvloop when the speed extra is installed."""
+    import asyncio
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)  # pragma: no cover - only with the speed extra
+
+
+def _report(run_dir: Path) -> int:
+    from . import rundir
+    from .ledger import Ledger
+    from .reconcile import write_reports
+
+    if not (run_dir / rundir.LEDGER).exists():
+        raise BulkRevokeError(f"{run_dir}: no {rundir.LEDGER} here; is this a run directory?")
+    with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
+        pii = os.environ.get("BULKREVOKE_PII_KEY") if ledger.meta().get("mask_pii") else None
+        summary = write_reports(ledger, run_dir, pii_key=pii.encode() if pii else None)
+    print(f"bulkrevoke: wrote the report files of {run_dir} ({summary['rows']:,} rows)",
+          file=sys.stderr)
+    return 0

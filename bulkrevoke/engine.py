@@ -1,0 +1,269 @@
+"""The send phase: pending rows from the ledger, through a pool of workers, to outcomes.
+
+    ledger.pending() ─▶ feeder ─▶ bounded queue ─▶ N workers ─▶ journal ─▶ ledger.record()
+                         │ writes intent                │ throttle.acquire() before every attempt
+                         ▼ before queueing             ▼ client call → retry.decide()
+
+The queue holds at most two rows per worker, so memory does not grow with the input
+and at most a few rows are "in doubt" if the process dies. A failed row is an
+``Outcome``; only stopping the run (credentials refused, error-rate breaker, a
+signal) changes the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .client import Reply, ReplyKind, Revoker
+from .config import RunConfig
+from .errors import SafetyStop
+from .ledger import Ledger, PendingRow
+from .outcome import Outcome, Status
+from .retry import RULES, AuthStop, Retry, decide
+from .throttle import Throttle
+
+log = logging.getLogger("bulkrevoke")
+
+#: Outcomes are committed when this many are buffered, or every FLUSH_SECONDS.
+FLUSH_ROWS = 512
+FLUSH_SECONDS = 0.25
+#: The error-rate breaker looks at this many of the most recently finished rows.
+BREAKER_WINDOW = 100
+
+
+class StopReason:
+    AUTH = "auth"
+    ERROR_RATE = "error_rate"
+    SIGNAL = "signal"
+
+
+@dataclass
+class SendStats:
+    """Counters of one send phase (added to the ledger's running totals as they flush)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    auth_rejected: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+class Engine:
+    def __init__(
+        self,
+        ledger: Ledger,
+        revoker: Revoker,
+        throttle: Throttle,
+        config: RunConfig,
+        *,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._revoker = revoker
+        self._throttle = throttle
+        self._config = config
+        self._policy = config.retry
+        self._on_outcome = on_outcome
+        self._rng = rng or random.Random()
+        self._queue: asyncio.Queue[PendingRow | None] = asyncio.Queue(2 * config.concurrency)
+        self._journal: list[tuple[int, Outcome]] = []
+        self._flushed = SendStats()
+        self.stats = SendStats()
+        self.stop_reason: str | None = None
+        self.stop_message = ""
+        self._unsent: list[PendingRow] = []
+        self._waiting: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recent: deque[bool] = deque(maxlen=BREAKER_WINDOW)
+        self._recent_failed = 0
+        self._aborted = False
+
+    # --- control --------------------------------------------------------------------------
+    def request_stop(self, reason: str, message: str) -> None:
+        """Stop taking rows; requests in flight finish, rows waiting are left pending."""
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_message = reason, message
+            log.warning("stopping: %s", message)
+        for task in list(self._waiting):
+            task.cancel()
+
+    def abort(self) -> None:
+        """Stop at once: cancel requests in flight (their rows stay in doubt)."""
+        self._aborted = True
+        self.request_stop(StopReason.SIGNAL, "interrupted twice: stopping at once")
+        for task in self._tasks:
+            task.cancel()
+
+    # --- the phase ------------------------------------------------------------------------
+    async def run(self) -> SendStats:
+        flusher = asyncio.create_task(self._flush_periodically())
+        feeder = asyncio.create_task(self._feed())
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._config.concurrency)]
+        self._tasks.append(feeder)
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            self._release_unsent()
+            self._flush()
+        return self.stats
+
+    async def _feed(self) -> None:
+        for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
+            if self.stop_reason:
+                break
+            self._ledger.mark_intent([r.row for r in chunk])
+            for index, row in enumerate(chunk):
+                if self.stop_reason:
+                    self._unsent.extend(chunk[index:])
+                    break
+                await self._queue.put(row)
+        for _ in range(self._config.concurrency):
+            await self._queue.put(None)  # workers drain the queue, so this never blocks for long
+
+    async def _work(self) -> None:
+        while (row := await self._queue.get()) is not None:
+            if self.stop_reason:
+                self._unsent.append(row)
+                continue
+            outcome = await self._send(row)
+            if outcome is not None:
+                self._finish(row, outcome)
+
+    async def _send(self, row: PendingRow) -> Outcome | None:
+        """Attempts for one row until it has an outcome, or None if the run stops first."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        maybe_applied = row.in_doubt
+        attempt = 0
+        while True:
+            if not await self._wait(self._throttle.acquire()):
+                return self._leave_pending(row, maybe_applied)
+            attempt += 1
+            self.stats.requests += 1
+            if attempt > 1:
+                self.stats.retries += 1
+            try:
+                reply = await self._revoker.revoke_earned_badge(row)
+            except SafetyStop as exc:
+                self.request_stop(StopReason.AUTH, str(exc))
+                return self._leave_pending(row, maybe_applied)
+            self._observe(reply)
+            decision = decide(
+                reply, attempt=attempt, maybe_applied=maybe_applied,
+                elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
+                completed_at=_utc_now())
+            if isinstance(decision, Outcome):
+                return decision
+            if isinstance(decision, AuthStop):
+                self.stats.auth_rejected += 1
+                self.request_stop(
+                    StopReason.AUTH,
+                    f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
+                    "check the credentials in the environment")
+                return self._leave_pending(row, maybe_applied)
+            maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
+            assert isinstance(decision, Retry)
+            if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
+                return self._leave_pending(row, maybe_applied)
+
+    async def _wait(self, waiting: Coroutine[Any, Any, None]) -> bool:
+        """Await a wait that a graceful stop may cut short; False if it was."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stop_reason:
+            waiting.close()
+            return False
+        self._waiting.add(task)
+        try:
+            await waiting
+            return True
+        except asyncio.CancelledError:
+            if self.stop_reason and not self._aborted:
+                if hasattr(task, "uncancel"):
+                    task.uncancel()
+                return False
+            raise
+        finally:
+            self._waiting.discard(task)
+
+    def _observe(self, reply: Reply) -> None:
+        if reply.kind is ReplyKind.THROTTLED:
+            self.stats.throttled += 1
+            self._throttle.on_throttled(reply.retry_after, self._policy.retry_after_cap)
+        elif reply.retry_after is not None:
+            self._throttle.on_pause_hint(reply.retry_after, self._policy.retry_after_cap)
+        elif reply.kind in (ReplyKind.SUCCESS, ReplyKind.NOT_ACTIVE):
+            self._throttle.on_success()
+
+    def _leave_pending(self, row: PendingRow, maybe_applied: bool) -> Outcome | None:
+        """The row gets no outcome in this run; if nothing of it can have landed, its intent
+        is withdrawn so that a resume sends it as a fresh row."""
+        if not maybe_applied:
+            self._unsent.append(row)
+        return None
+
+    def _finish(self, row: PendingRow, outcome: Outcome) -> None:
+        self._journal.append((row.row, outcome))
+        self.stats.statuses[outcome.status.value] += 1
+        if outcome.status in (Status.FAILED, Status.INVALID) and outcome.error_source is not None:
+            log.warning("row %d %s: %s %s", row.row, outcome.status.value, outcome.error_code,
+                        outcome.error_message or "")
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        failed = outcome.status is Status.FAILED
+        if len(self._recent) == BREAKER_WINDOW and self._recent[0]:
+            self._recent_failed -= 1
+        self._recent.append(failed)
+        self._recent_failed += failed
+        if self._recent_failed > self._config.max_error_rate * BREAKER_WINDOW:
+            self.request_stop(
+                StopReason.ERROR_RATE,
+                f"{self._recent_failed} of the last {len(self._recent)} rows failed "
+                f"(more than --max-error-rate {self._config.max_error_rate:g})")
+        if len(self._journal) >= FLUSH_ROWS:
+            self._flush()
+
+    # --- the journal ----------------------------------------------------------------------
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self._flush()
+
+    def _flush(self) -> None:
+        journal, self._journal = self._journal, []
+        delta = {
+            "requests": self.stats.requests - self._flushed.requests,
+            "retries": self.stats.retries - self._flushed.retries,
+            "throttled": self.stats.throttled - self._flushed.throttled,
+        }
+        if journal or any(delta.values()):
+            self._ledger.record(journal, delta)
+            self._flushed.requests = self.stats.requests
+            self._flushed.retries = self.stats.retries
+            self._flushed.throttled = self.stats.throttled
+
+    def _release_unsent(self) -> None:
+        while not self._queue.empty():
+            row = self._queue.get_nowait()
+            if row is not None:
+                self._unsent.append(row)
+        fresh = [r.row for r in self._unsent if not r.in_doubt]
+        if fresh:
+            self._ledger.clear_intent(fresh)
+        self._unsent.clear()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

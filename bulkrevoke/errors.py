@@ -1,0 +1,41 @@
+"""The exceptions bulkrevoke raises, all in one tree.
+
+    BulkRevokeError              base of everything the library raises on purpose
+    ├── InputError               the input file can't be used (exit 2; nothing was sent)
+    ├── ConfigError              flags, environment or config file are wrong (exit 2)
+    │   └── RunDirError          the run directory is locked, or does not match --resume
+    └── SafetyStop               the run stopped itself (exit 3; resumable)
+
+A row that fails is never an exception: it is an ``Outcome`` in the ledger.
+Messages are one line, meant for an operator, and never hold a secret.
+"""
+
+from __future__ import annotations
+
+
+class BulkRevokeError(Exception):
+    """Base class of every error bulkrevoke raises on purpose."""
+
+    exit_code = 2
+
+
+class InputError(BulkRevokeError):
+    """The input file is unreadable, of an unknown kind, or lacks a required column."""
+
+    exit_code = 2
+
+
+class ConfigError(BulkRevokeError):
+    """A setting is missing or invalid (flag, environment variable or config file)."""
+
+    exit_code = 2
+
+
+class RunDirError(ConfigError):
+    """The run directory is in use by another run, or does not belong to this input."""
+
+
+class SafetyStop(BulkRevokeError):
+    """The run stopped before finishing: authentication failed or too many rows failed."""
+
+    exit_code = 3

@@ -1,0 +1,83 @@
+"""Logging for one run: ``run.log`` always, stderr by verbosity, text or JSON lines.
+
+Every record carries the run id; nothing logged ever holds a secret (the client never
+logs headers, and messages come from our own code).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOGGER = "bulkrevoke"
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, event, run id, and any extra fields."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self._run_id = run_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            "run_id": self._run_id,
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, run_id: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s " + run_id + " %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextmanager
+def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
+                stderr: bool = True) -> Iterator[logging.Logger]:
+    """Attach run.log (always INFO and up) and a stderr handler for the run's duration."""
+    logger = logging.getLogger(LOGGER)
+    formatter: logging.Formatter = (
+        JsonFormatter(run_id) if log_format == "json" else TextFormatter(run_id))
+    path = run_dir / "run.log"
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+    file_handler.setFormatter(formatter)
+    handlers: list[logging.Handler] = [file_handler]
+    if stderr:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+            max(-1, min(verbosity, 2)), logging.DEBUG))
+        console.setFormatter(formatter if log_format == "json" else logging.Formatter(
+            "bulkrevoke: %(message)s"))
+        handlers.append(console)
+    previous_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    for handler in handlers:
+        logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(previous_level)

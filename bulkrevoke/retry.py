@@ -1,0 +1,122 @@
+"""What to do after one attempt — the whole retry classification in one table.
+
+Two questions decide every case: may the server have applied this request (then a
+later 814 can't be credited as ``already_inactive``), and is another attempt useful?
+
+| reply          | example                               | applied?   | next step                 |
+|----------------|---------------------------------------|------------|---------------------------|
+| SUCCESS        | 200, data.isActive = false            | yes        | final: revoked            |
+| NOT_ACTIVE     | 814 (with HTTP 200 or 400)            | —          | final: already_inactive, or revoked_unconfirmed if an earlier attempt may have applied it |
+| REJECTED       | 813, 715, other 4xx                   | no         | final: invalid            |
+| REDIRECT       | 3xx                                   | no         | final: failed (not followed: credentials stay on the host) |
+| UNEXPECTED     | 2xx saying neither success nor error  | unknown    | final: failed             |
+| UNAUTHORIZED   | 401, 403 (after one OAuth renewal)    | no         | safety stop               |
+| THROTTLED      | 429                                   | no         | retry after Retry-After (all workers pause) or full-jitter backoff |
+| SERVER_ERROR   | 500, 503, 520, 521                    | no         | retry with backoff        |
+| GATEWAY_ERROR  | 502, 504                              | maybe      | retry with backoff        |
+| NOT_SENT       | connection refused, DNS, TLS, connect timeout | no | retry with backoff        |
+| LOST           | timeout, dropped connection, 200 with a broken body | maybe | retry with backoff |
+
+Attempts stop at ``max_attempts`` or when the row's deadline would pass: the row is
+then ``failed`` with the last error.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .client import Reply, ReplyKind
+from .config import RetryPolicy
+from .outcome import ErrorSource, Outcome, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    final: Status | None = None
+    may_have_applied: bool = False
+    stop: bool = False
+
+
+RULES: dict[ReplyKind, Rule] = {
+    ReplyKind.SUCCESS: Rule(final=Status.REVOKED, may_have_applied=True),
+    ReplyKind.NOT_ACTIVE: Rule(final=Status.ALREADY_INACTIVE),
+    ReplyKind.REJECTED: Rule(final=Status.INVALID),
+    ReplyKind.REDIRECT: Rule(final=Status.FAILED),
+    ReplyKind.UNEXPECTED: Rule(final=Status.FAILED, may_have_applied=True),
+    ReplyKind.UNAUTHORIZED: Rule(stop=True),
+    ReplyKind.THROTTLED: Rule(),
+    ReplyKind.SERVER_ERROR: Rule(),
+    ReplyKind.GATEWAY_ERROR: Rule(may_have_applied=True),
+    ReplyKind.NOT_SENT: Rule(),
+    ReplyKind.LOST: Rule(may_have_applied=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try the row again after *delay* seconds."""
+
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStop:
+    """Credentials were refused: stop the whole run."""
+
+
+Decision = Outcome | Retry | AuthStop
+
+
+def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
+    """Full jitter: uniform between 0 and min(base·2^(attempt-1), cap)."""
+    ceiling = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    return rng.uniform(0, ceiling)
+
+
+def decide(
+    reply: Reply,
+    *,
+    attempt: int,
+    maybe_applied: bool,
+    elapsed: float,
+    policy: RetryPolicy,
+    rng: random.Random,
+    completed_at: str,
+) -> Decision:
+    """The next step for a row whose *attempt*-th attempt got *reply*.
+
+    *maybe_applied* says whether an earlier attempt (in this run or before a crash) may
+    have reached the server without its answer being recorded."""
+    rule = RULES[reply.kind]
+    if rule.stop:
+        return AuthStop()
+    if rule.final is not None:
+        status = rule.final
+        if status is Status.ALREADY_INACTIVE and maybe_applied:
+            status = Status.REVOKED_UNCONFIRMED
+        return _outcome(reply, status, attempt, completed_at)
+    if reply.kind is ReplyKind.THROTTLED and reply.retry_after is not None:
+        delay = 0.0  # the throttle pauses every worker until Retry-After has passed
+    else:
+        delay = backoff(attempt, policy, rng)
+    wait_for_server = min(reply.retry_after or 0.0, policy.retry_after_cap)
+    if attempt >= policy.max_attempts or elapsed + delay + wait_for_server > policy.row_deadline:
+        return _outcome(reply, Status.FAILED, attempt, completed_at)
+    return Retry(delay)
+
+
+def _outcome(reply: Reply, status: Status, attempt: int, completed_at: str) -> Outcome:
+    inactive = status in (Status.REVOKED, Status.ALREADY_INACTIVE, Status.REVOKED_UNCONFIRMED)
+    keep_error = status is not Status.REVOKED
+    return Outcome(
+        status=status,
+        attempts=attempt,
+        is_active=False if inactive else None,
+        error_code=reply.error_code if keep_error else None,
+        error_source=(reply.source or ErrorSource.HTTP) if keep_error and reply.error_code else None,
+        error_message=reply.error_message if keep_error else None,
+        http_status=reply.http_status,
+        request_id=reply.request_id,
+        completed_at=completed_at,
+    )

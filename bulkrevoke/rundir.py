@@ -1,0 +1,80 @@
+"""The run directory: where it is, who may read it, and who holds it.
+
+Created 0700 (its files hold customer identifiers). One run at a time: an exclusive
+``flock`` on ``run.lock`` that the kernel releases when the process dies, so a crash
+leaves no stale lock behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import RunDirError
+
+LEDGER = "ledger.sqlite"
+LOCK = "run.lock"
+LOG = "run.log"
+DEFAULT_ROOT = Path("reports")
+
+
+def run_id_for(source: Any, now: datetime) -> str:
+    return f"{now:%Y%m%d-%H%M%S}-{input_stem(source)}"
+
+
+def input_stem(source: Any) -> str:
+    if type(source).__name__ == "DataFrame":
+        return "dataframe"
+    if str(source) == "-":
+        return "stdin"
+    name = Path(str(source)).name
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".xlsm"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "input"
+
+
+def prepare(path: Path, *, resume: bool) -> Path:
+    """Create (or, with resume, reopen) the run directory, private to its owner."""
+    ledger = path / LEDGER
+    if resume:
+        if not ledger.exists():
+            raise RunDirError(f"--resume: {path} holds no run to resume (no {LEDGER})")
+    elif ledger.exists():
+        raise RunDirError(
+            f"{path} already holds a run; continue it with --resume, or choose another --out")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+class RunLock:
+    """An exclusive lock on the run directory for the life of this process's run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._path = run_dir / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"{self._path.parent} is in use by another bulkrevoke run "
+                "(wait for it to finish, or use another --out)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,259 @@
+"""One run, start to end: ingest → send → reconcile (see DESIGN.md).
+
+1. ingest: one streaming pass validates every record into the ledger (and hashes the
+   input), so a file that can't be read to its end stops the run before any request.
+2. send: pending rows go through the engine; a signal or a safety stop ends it early.
+3. reconcile: the report files are written from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import rundir
+from ._version import __version__
+from .auth import require_credentials
+from .config import Credentials, RunConfig
+from .engine import Engine, StopReason
+from .errors import InputError, RunDirError
+from .ledger import Ledger
+from .logs import run_logging
+from .progress import Progress
+from .reconcile import write_reports
+from .source import file_sha256, open_source
+from .throttle import Throttle
+from .validate import validate
+
+log = logging.getLogger("bulkrevoke")
+
+
+@dataclass
+class RunResult:
+    """What a run leaves: its directory, summary and exit code; the report on demand."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    exit_code: int
+    stop_message: str = ""
+    _report: Any = field(default=None, repr=False)
+
+    @property
+    def report(self) -> Any:
+        """The report as a pandas DataFrame (read from report.parquet on first use)."""
+        if self._report is None:
+            import pandas as pd
+
+            self._report = pd.read_parquet(self.run_dir / "report.parquet")
+        return self._report
+
+
+async def run(config: RunConfig, *, progress_stream: Any = None,
+              install_signal_handlers: bool = True) -> RunResult:
+    now = datetime.now(timezone.utc)
+    run_dir = rundir.prepare(
+        config.out or rundir.DEFAULT_ROOT / rundir.run_id_for(config.source, now.astimezone()),
+        resume=config.resume)
+    with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
+        meta = ledger.meta()
+        run_id = meta.get("run_id") or run_dir.name
+        with run_logging(run_dir, run_id, log_format=config.log_format,
+                         verbosity=config.verbosity):
+            progress = Progress(enabled=config.progress, stream=progress_stream)
+            try:
+                return await _run(config, ledger, run_dir, run_id, now, progress,
+                                  install_signal_handlers)
+            finally:
+                progress.close()
+
+
+async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, now: datetime,
+               progress: Progress, install_signal_handlers: bool) -> RunResult:
+    meta = ledger.meta()
+    started = time.monotonic()
+    if config.resume and meta.get("ingest_complete"):
+        _check_resume(config, meta)
+        in_doubt, pending = ledger.in_doubt_count(), ledger.pending_count()
+        ledger.add_resume(_iso(now), in_doubt, pending)
+        ledger.set_meta(stop_reason=None)
+        log.info("resuming %s: %d rows pending, %d of them in doubt", run_id, pending, in_doubt)
+    else:
+        ledger.set_meta(
+            run_id=run_id, version=__version__, input=_describe(config.source),
+            dry_run=config.dry_run, started=_iso(now), host=_host_label(config),
+            rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
+            ingest_complete=False)
+        _ingest(config, ledger, run_dir, progress)
+    stop_message = ""
+    if not config.dry_run and ledger.pending_count():
+        stop_message = await _send(config, ledger, progress, install_signal_handlers)
+    finished = datetime.now(timezone.utc)
+    ledger.set_meta(finished=_iso(finished),
+                    duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0)
+                    + time.monotonic() - started)
+    summary = write_reports(ledger, run_dir, pii_key=config.pii_key)
+    log.info("run %s finished: exit %d, counts %s", run_id, summary["exitCode"],
+             {k: v for k, v in summary["counts"].items() if v})
+    return RunResult(run_dir=run_dir, summary=summary, exit_code=summary["exitCode"],
+                     stop_message=stop_message)
+
+
+def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
+    if meta.get("dry_run") != config.dry_run:
+        raise RunDirError("--resume: that run directory holds a dry run; start a new run instead"
+                          if meta.get("dry_run") else
+                          "--resume: that run directory holds a real run, not a dry run")
+    if type(config.source).__name__ == "DataFrame":
+        digest = open_source(config.source, columns=config.columns).sha256
+    elif str(config.source) == "-":
+        raise RunDirError("--resume needs the input file itself, not standard input")
+    else:
+        try:
+            digest = file_sha256(Path(config.source))
+        except OSError as exc:
+            raise InputError(f"{config.source}: cannot read ({exc.strerror})") from None
+    if digest != meta.get("input_sha256"):
+        raise RunDirError(
+            f"--resume: {config.source} is not the input this run started with "
+            f"(SHA-256 {digest[:12]}… differs from {str(meta.get('input_sha256'))[:12]}…)")
+
+
+def _ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress) -> None:
+    """One streaming pass: every record validated into the ledger before anything is sent."""
+    ledger.reset_rows()
+    source = open_source(config.source, columns=config.columns, delimiter=config.delimiter,
+                         spool_dir=run_dir)
+    progress.start("ingest", 0)
+    row = 0
+    for batch in source.batches():
+        records = []
+        for badge_meta_id, customer_id, earned_badge_id, identifier_type in batch:
+            row += 1
+            v = validate(badge_meta_id, customer_id, earned_badge_id, identifier_type,
+                         config.identifier)
+            if v.error_code is None:
+                records.append((row, v.badge_meta_id, v.customer_id, v.identifier_type,
+                                v.earned_badge_id, 1, None, None, None, None))
+            else:
+                records.append((row, v.badge_meta_id, v.customer_id, v.identifier_type,
+                                v.earned_badge_id, 0, "invalid", v.error_code, "local",
+                                v.error_message))
+        ledger.ingest(records)
+        progress.advance(len(batch))
+    duplicates = ledger.mark_duplicates()
+    ledger.set_meta(ingest_complete=True, rows=row, input_sha256=source.sha256)
+    log.info("ingested %d rows from %s (%d duplicates), sha256 %s", row, source.name,
+             duplicates, source.sha256)
+
+
+async def _send(config: RunConfig, ledger: Ledger, progress: Progress,
+                install_signal_handlers: bool) -> str:
+    started = time.monotonic()
+    async with _api_target(config) as (base_url, credentials):
+        from .client import CapillaryClient
+
+        client = CapillaryClient(base_url, credentials, timeout=config.retry.timeout,
+                                 concurrency=config.concurrency, ca_bundle=config.ca_bundle)
+        async with client:
+            throttle = Throttle(config.rate)
+            engine: Engine
+
+            def on_outcome(outcome: Any) -> None:
+                progress.throttled = engine.stats.throttled
+                progress.outcome(outcome)
+
+            engine = Engine(ledger, client, throttle, config, on_outcome=on_outcome)
+            progress.start("send", ledger.pending_count())
+            log.info("sending %d rows to %s at %s with %d workers", ledger.pending_count(),
+                     _host_label(config), config.rate, config.concurrency)
+            with _signals(engine, install_signal_handlers):
+                await engine.run()
+            progress.close()
+    ledger.record([], {"send_seconds": time.monotonic() - started})
+    ledger.set_meta(stop_reason=engine.stop_reason)
+    return engine.stop_message
+
+
+@contextlib.asynccontextmanager
+async def _api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials]]:
+    """The real host and the environment's credentials, or an in-process sandbox with
+    one-off credentials of its own."""
+    if not config.sandbox:
+        assert config.host is not None
+        require_credentials(config.credentials)
+        yield config.host, config.credentials
+        return
+    from .sandbox import Sandbox, SandboxSettings, load_state
+
+    username, password = "sandbox", secrets.token_urlsafe(18)
+    state_file = config.sandbox_state or _state_beside(config.source)
+    state = load_state(state_file) if state_file is not None else {}
+    settings = SandboxSettings(username=username, password=password, unknown_badges="active",
+                               state=state)
+    async with Sandbox(settings) as sandbox:
+        log.info("sandbox listening on %s%s", sandbox.url,
+                 f" (state from {state_file})" if state_file else "")
+        yield sandbox.url, Credentials(username=username, password=password)
+
+
+def _state_beside(source: Any) -> Path | None:
+    if type(source).__name__ == "DataFrame" or str(source) == "-":
+        return None
+    path = Path(str(source))
+    candidate = path.with_name(rundir.input_stem(source) + ".state.csv")
+    return candidate if candidate.exists() else None
+
+
+@contextlib.contextmanager
+def _signals(engine: Engine, install: bool) -> Any:
+    """First SIGINT/SIGTERM: finish what is in flight and stop. Second: stop at once."""
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    hits = {"count": 0}
+
+    def on_signal(signum: int) -> None:
+        hits["count"] += 1
+        if hits["count"] == 1:
+            engine.request_stop(StopReason.SIGNAL,
+                                f"{signal.Signals(signum).name} received: finishing requests "
+                                "in flight (signal again to stop at once)")
+        else:
+            engine.abort()
+
+    if install:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or no signals here: run without handlers
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def _describe(source: Any) -> str:
+    if type(source).__name__ == "DataFrame":
+        return "<DataFrame>"
+    return "<stdin>" if str(source) == "-" else str(source)
+
+
+def _host_label(config: RunConfig) -> str | None:
+    if config.sandbox:
+        return "sandbox"
+    return config.host
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
