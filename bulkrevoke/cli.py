@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="example: bulkrevoke sandbox --port 8080 --state sample_inputs/revocations.state.csv"
                " --throttle 0.05 --drop 0.01")
-    from .sandbox import add_sandbox_arguments
+    from .sandbox.args import add_sandbox_arguments
 
     add_sandbox_arguments(sandbox)
     report = commands.add_parser(
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "sandbox":
-            from .sandbox import serve_forever, settings_from_args
+            from .sandbox.args import serve_forever, settings_from_args
 
             return serve_forever(settings_from_args(args, os.environ))
         if args.command == "report":

@@ -81,6 +81,7 @@ class Engine:
         self.stop_reason: str | None = None
         self.stop_message = ""
         self._unsent: list[PendingRow] = []
+        self._staged: deque[PendingRow] = deque()  # intent written, not yet queued
         self._waiting: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._recent: deque[bool] = deque(maxlen=BREAKER_WINDOW)
@@ -120,15 +121,15 @@ class Engine:
         return self.stats
 
     async def _feed(self) -> None:
+        staged = self._staged
         for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
             if self.stop_reason:
                 break
             self._ledger.mark_intent([r.row for r in chunk])
-            for index, row in enumerate(chunk):
-                if self.stop_reason:
-                    self._unsent.extend(chunk[index:])
-                    break
-                await self._queue.put(row)
+            staged.extend(chunk)
+            while staged and not self.stop_reason:
+                await self._queue.put(staged[0])
+                staged.popleft()
         for _ in range(self._config.concurrency):
             await self._queue.put(None)  # workers drain the queue, so this never blocks for long
 
@@ -147,36 +148,44 @@ class Engine:
         started = loop.time()
         maybe_applied = row.in_doubt
         attempt = 0
-        while True:
-            if not await self._wait(self._throttle.acquire()):
-                return self._leave_pending(row, maybe_applied)
-            attempt += 1
-            self.stats.requests += 1
-            if attempt > 1:
-                self.stats.retries += 1
-            try:
-                reply = await self._revoker.revoke_earned_badge(row)
-            except SafetyStop as exc:
-                self.request_stop(StopReason.AUTH, str(exc))
-                return self._leave_pending(row, maybe_applied)
-            self._observe(reply)
-            decision = decide(
-                reply, attempt=attempt, maybe_applied=maybe_applied,
-                elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
-                completed_at=_utc_now())
-            if isinstance(decision, Outcome):
-                return decision
-            if isinstance(decision, AuthStop):
-                self.stats.auth_rejected += 1
-                self.request_stop(
-                    StopReason.AUTH,
-                    f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
-                    "check the credentials in the environment")
-                return self._leave_pending(row, maybe_applied)
-            maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
-            assert isinstance(decision, Retry)
-            if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
-                return self._leave_pending(row, maybe_applied)
+        in_request = False
+        try:
+            while True:
+                if not await self._wait(self._throttle.acquire()):
+                    return self._leave_pending(row, maybe_applied)
+                attempt += 1
+                self.stats.requests += 1
+                if attempt > 1:
+                    self.stats.retries += 1
+                in_request = True
+                try:
+                    reply = await self._revoker.revoke_earned_badge(row)
+                except SafetyStop as exc:
+                    self.request_stop(StopReason.AUTH, str(exc))
+                    return self._leave_pending(row, maybe_applied)
+                in_request = False
+                self._observe(reply)
+                decision = decide(
+                    reply, attempt=attempt, maybe_applied=maybe_applied,
+                    elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
+                    completed_at=_utc_now())
+                if isinstance(decision, Outcome):
+                    return decision
+                if isinstance(decision, AuthStop):
+                    self.stats.auth_rejected += 1
+                    self.request_stop(
+                        StopReason.AUTH,
+                        f"authentication failed (HTTP {reply.http_status}, code "
+                        f"{reply.error_code}): check the credentials in the environment")
+                    return self._leave_pending(row, maybe_applied)
+                maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
+                assert isinstance(decision, Retry)
+                if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
+                    return self._leave_pending(row, maybe_applied)
+        except asyncio.CancelledError:
+            if not in_request:
+                self._leave_pending(row, maybe_applied)  # aborted while waiting: nothing left
+            raise
 
     async def _wait(self, waiting: Coroutine[Any, Any, None]) -> bool:
         """Await a wait that a graceful stop may cut short; False if it was."""
@@ -255,6 +264,8 @@ class Engine:
             self._flushed.throttled = self.stats.throttled
 
     def _release_unsent(self) -> None:
+        self._unsent.extend(self._staged)
+        self._staged.clear()
         while not self._queue.empty():
             row = self._queue.get_nowait()
             if row is not None:

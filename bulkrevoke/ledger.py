@@ -132,15 +132,14 @@ class Ledger:
                 "customer_id, identifier_type, row) WHERE valid = 1")
             cursor = self._db.execute(
                 """
-                WITH firsts AS (
+                UPDATE rows SET status = 'duplicate', duplicate_of = firsts.first
+                FROM (
                     SELECT earned_badge_id e, badge_meta_id b, customer_id c, identifier_type t,
                            MIN(row) AS first
                     FROM rows WHERE valid = 1
                     GROUP BY earned_badge_id, badge_meta_id, customer_id, identifier_type
                     HAVING COUNT(*) > 1
-                )
-                UPDATE rows SET status = 'duplicate', duplicate_of = firsts.first
-                FROM firsts
+                ) AS firsts
                 WHERE rows.valid = 1 AND rows.earned_badge_id = firsts.e
                   AND rows.badge_meta_id = firsts.b AND rows.customer_id = firsts.c
                   AND rows.identifier_type = firsts.t AND rows.row > firsts.first

@@ -1,0 +1,56 @@
+"""A real HTTP server that behaves like Capillary's Badges ``revokeEarn`` endpoint.
+
+It answers as the API does (success, 814, 715/813, Basic or OAuth auth, 429s), can be told
+to misbehave reproducibly (``FaultProfile``), and keeps the ground truth a test needs to
+check a client's report: which badges it really revoked and which answers were lost.
+
+    async with Sandbox(SandboxSettings(state=load_state("badges.state.csv"))) as sandbox:
+        ...  # send requests to sandbox.url
+        assert sandbox.truth().badges[key].applied == 1
+
+``SandboxThread`` runs the same server in a background thread for synchronous code;
+``bulkrevoke sandbox`` runs it standalone (``add_sandbox_arguments``, ``serve_forever``).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "NO_FAULTS",
+    "BadgeKey",
+    "BadgeTruth",
+    "FaultProfile",
+    "GroundTruth",
+    "Sandbox",
+    "SandboxSettings",
+    "SandboxThread",
+    "StateFileError",
+    "add_sandbox_arguments",
+    "load_state",
+    "serve_forever",
+    "settings_from_args",
+]
+
+# Loaded on first use (PEP 562): ``bulkrevoke sandbox --help`` must not import aiohttp.
+_HOMES = {
+    "add_sandbox_arguments": "args", "serve_forever": "args", "settings_from_args": "args",
+    "NO_FAULTS": "faults", "FaultProfile": "faults", "Sandbox": "server",
+    "SandboxSettings": "settings", "BadgeKey": "state", "StateFileError": "state",
+    "load_state": "state", "SandboxThread": "thread", "BadgeTruth": "truth",
+    "GroundTruth": "truth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'bulkrevoke.sandbox' has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
