@@ -83,6 +83,10 @@ def _add_run(commands: Any) -> None:
                       help="longest Retry-After honoured (default 300)")
     pace.add_argument("--row-deadline", metavar="SECONDS",
                       help="give a row up after this long (default 900)")
+    pace.add_argument("--backoff", metavar="SECONDS",
+                      help="first retry's backoff ceiling, doubled each attempt (default 0.5)")
+    pace.add_argument("--backoff-cap", metavar="SECONDS",
+                      help="largest backoff ceiling (default 30); waits are full-jitter")
     pace.add_argument("--max-error-rate", metavar="FRACTION",
                       help="stop when more than this share of the last 100 rows failed "
                            "(default 0.5)")
@@ -145,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
                      "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
                      "max_error_rate", "delimiter", "config", "ca_bundle", "mask_pii",
-                     "log_format", "retry_after_cap", "row_deadline")
+                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap")
     }
     settings["progress"] = not args.no_progress
     settings["verbosity"] = -1 if args.quiet else args.verbose

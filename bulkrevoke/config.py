@@ -236,7 +236,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 _FILE_KEYS = (
     "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
     "max_error_rate", "delimiter", "ca_bundle", "mask_pii", "log_format", "out",
-    "retry_after_cap", "row_deadline",
+    "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
 )
 _SECRET_KEYS = ("username", "password", "client_key", "client_secret")
 _ENV_SECRETS = {
@@ -283,8 +283,8 @@ def resolve_config(
         retry_after_cap=_positive_float(
             "retry_after_cap", pick("retry_after_cap"), DEFAULT_RETRY.retry_after_cap),
         row_deadline=_positive_float("row_deadline", pick("row_deadline"), DEFAULT_RETRY.row_deadline),
-        base_delay=_nonnegative_float("base_delay", given.get("base_delay"), DEFAULT_RETRY.base_delay),
-        max_delay=_nonnegative_float("max_delay", given.get("max_delay"), DEFAULT_RETRY.max_delay),
+        base_delay=_nonnegative_float("backoff", pick("backoff"), DEFAULT_RETRY.base_delay),
+        max_delay=_nonnegative_float("backoff_cap", pick("backoff_cap"), DEFAULT_RETRY.max_delay),
     )
     max_error_rate = float(pick("max_error_rate") if pick("max_error_rate") is not None else 0.5)
     if not 0 <= max_error_rate <= 1:
@@ -338,7 +338,7 @@ _SETTING_NAMES = (
     "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
     "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
     "ca_bundle", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
-    "row_deadline", "base_delay", "max_delay",
+    "row_deadline", "backoff", "backoff_cap",
 )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .failpoints import failpoint
 from .ledger import Ledger
 from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
 
@@ -98,6 +99,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         report_csv.close()
         failed_csv.close()
         parquet.close()
+    failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
     summary = build_summary(ledger, meta, statuses, codes, messages,

@@ -26,6 +26,7 @@ from .auth import require_credentials
 from .config import Credentials, RunConfig
 from .engine import Engine, StopReason
 from .errors import InputError, RunDirError
+from .failpoints import failpoint
 from .ledger import Ledger
 from .logs import run_logging
 from .progress import Progress
@@ -93,6 +94,7 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
             rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
             ingest_complete=False)
         _ingest(config, ledger, run_dir, progress)
+        failpoint("after-ingest")
     stop_message = ""
     if not config.dry_run and ledger.pending_count():
         stop_message = await _send(config, ledger, progress, install_signal_handlers)
