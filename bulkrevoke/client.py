@@ -36,7 +36,8 @@ class ReplyKind(enum.Enum):
     THROTTLED = "throttled"          # 429
     SERVER_ERROR = "server_error"    # 500/503/520/521…: answered, not applied
     GATEWAY_ERROR = "gateway_error"  # 502/504: the upstream may have applied it
-    NOT_SENT = "not_sent"            # failed before the request left (connect, DNS, TLS)
+    NOT_SENT = "not_sent"            # failed before the request left (connect, DNS)
+    TLS_ERROR = "tls_error"          # the host's certificate was not trusted: nothing sent
     LOST = "lost"                    # sent, but no usable answer (timeout, drop, garbage)
     REDIRECT = "redirect"            # 3xx: not followed, credentials stay here
     UNEXPECTED = "unexpected"        # a 2xx that says neither success nor error
@@ -234,9 +235,12 @@ def _network_reply(exc: Exception) -> Reply:
     import aiohttp
 
     name = exc.__class__.__name__
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return Reply(ReplyKind.TLS_ERROR, None, None, "tls_error",
+                     f"TLS verification failed ({name}); trust the host's CA with --ca-bundle",
+                     source=ErrorSource.NETWORK)
     if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-        code = "tls_error" if isinstance(exc, aiohttp.ClientSSLError) else "connect_error"
-        return Reply(ReplyKind.NOT_SENT, None, None, code, f"could not connect ({name})",
+        return Reply(ReplyKind.NOT_SENT, None, None, "connect_error", f"could not connect ({name})",
                      source=ErrorSource.NETWORK)
     if isinstance(exc, asyncio.TimeoutError):
         return Reply(ReplyKind.LOST, None, None, "timeout", f"no answer in time ({name})",

@@ -27,7 +27,7 @@ from .config import RunConfig
 from .errors import SafetyStop
 from .ledger import Ledger, PendingRow
 from .outcome import Outcome, Status
-from .retry import RULES, AuthStop, Retry, decide
+from .retry import RULES, Retry, StopRun, decide
 from .throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
@@ -41,6 +41,7 @@ BREAKER_WINDOW = 100
 
 class StopReason:
     AUTH = "auth"
+    TLS = "tls"
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
 
@@ -52,7 +53,6 @@ class SendStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    auth_rejected: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
 
 
@@ -171,12 +171,8 @@ class Engine:
                     completed_at=_utc_now())
                 if isinstance(decision, Outcome):
                     return decision
-                if isinstance(decision, AuthStop):
-                    self.stats.auth_rejected += 1
-                    self.request_stop(
-                        StopReason.AUTH,
-                        f"authentication failed (HTTP {reply.http_status}, code "
-                        f"{reply.error_code}): check the credentials in the environment")
+                if isinstance(decision, StopRun):
+                    self.request_stop(decision.reason, _stop_message(decision.reason, reply))
                     return self._leave_pending(row, maybe_applied)
                 maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
                 assert isinstance(decision, Retry)
@@ -274,6 +270,13 @@ class Engine:
         if fresh:
             self._ledger.clear_intent(fresh)
         self._unsent.clear()
+
+
+def _stop_message(reason: str, reply: Reply) -> str:
+    if reason == StopReason.AUTH:
+        return (f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
+                "check the credentials in the environment")
+    return f"{reply.error_message}"
 
 
 def _utc_now() -> str:

@@ -120,6 +120,7 @@ def _rendered(ledger: Ledger, *, dry_run: bool, stop_reason: str | None
     pending_status = Status.WOULD_REVOKE.value if dry_run else Status.NOT_ATTEMPTED.value
     why = {
         "auth": "run stopped: authentication failed",
+        "tls": "run stopped: the host's TLS certificate was not trusted",
         "error_rate": "run stopped: too many rows failed",
         "signal": "run interrupted",
     }.get(stop_reason or "", "run ended")
@@ -184,7 +185,7 @@ def exit_code(statuses: Counter[str] | dict[str, int], *, dry_run: bool,
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
     if unfinished and stop_reason == "signal":
         return 130
-    if unfinished and stop_reason in ("auth", "error_rate"):
+    if unfinished and stop_reason in ("auth", "tls", "error_rate"):
         return 3
     clean = {s.value for s in CLEAN_STATUSES}
     if dry_run:

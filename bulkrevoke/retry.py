@@ -11,6 +11,7 @@ later 814 can't be credited as ``already_inactive``), and is another attempt use
 | REDIRECT       | 3xx                                   | no         | final: failed (not followed: credentials stay on the host) |
 | UNEXPECTED     | 2xx saying neither success nor error  | unknown    | final: failed             |
 | UNAUTHORIZED   | 401, 403 (after one OAuth renewal)    | no         | safety stop               |
+| TLS_ERROR      | certificate not trusted               | no         | safety stop               |
 | THROTTLED      | 429                                   | no         | retry after Retry-After (all workers pause) or full-jitter backoff |
 | SERVER_ERROR   | 500, 503, 520, 521                    | no         | retry with backoff        |
 | GATEWAY_ERROR  | 502, 504                              | maybe      | retry with backoff        |
@@ -35,7 +36,7 @@ from .outcome import ErrorSource, Outcome, Status
 class Rule:
     final: Status | None = None
     may_have_applied: bool = False
-    stop: bool = False
+    stop: str | None = None
 
 
 RULES: dict[ReplyKind, Rule] = {
@@ -44,7 +45,8 @@ RULES: dict[ReplyKind, Rule] = {
     ReplyKind.REJECTED: Rule(final=Status.INVALID),
     ReplyKind.REDIRECT: Rule(final=Status.FAILED),
     ReplyKind.UNEXPECTED: Rule(final=Status.FAILED, may_have_applied=True),
-    ReplyKind.UNAUTHORIZED: Rule(stop=True),
+    ReplyKind.UNAUTHORIZED: Rule(stop="auth"),
+    ReplyKind.TLS_ERROR: Rule(stop="tls"),
     ReplyKind.THROTTLED: Rule(),
     ReplyKind.SERVER_ERROR: Rule(),
     ReplyKind.GATEWAY_ERROR: Rule(may_have_applied=True),
@@ -61,11 +63,13 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthStop:
-    """Credentials were refused: stop the whole run."""
+class StopRun:
+    """Nothing can succeed as configured (credentials refused, host not trusted): stop."""
+
+    reason: str
 
 
-Decision = Outcome | Retry | AuthStop
+Decision = Outcome | Retry | StopRun
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -90,7 +94,7 @@ def decide(
     have reached the server without its answer being recorded."""
     rule = RULES[reply.kind]
     if rule.stop:
-        return AuthStop()
+        return StopRun(rule.stop)
     if rule.final is not None:
         status = rule.final
         if status is Status.ALREADY_INACTIVE and maybe_applied:

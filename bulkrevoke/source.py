@@ -1,15 +1,23 @@
-"""Streaming readers: CSV (.csv, .tsv, .csv.gz, stdin), Parquet, Excel and DataFrames.
+"""Streaming readers: CSV (.csv, .tsv, .txt, gzip, stdin), Parquet, Excel and DataFrames.
 
 Every reader yields batches of ``(badgeMetaId, customerId, earnedBadgeId,
 identifierType)`` text tuples, in file order, without holding the file in memory,
-and computes the input's SHA-256 as it goes. Values are always text: an id is never
-turned into a float. File-level problems raise ``InputError`` with one line that
-names the file.
+and computes the input's SHA-256 as it goes. The rules all readers share (CONTRACT §3):
+
+- headers match case-insensitively, ignoring ``_``, ``-`` and spaces; ``--column`` maps
+  a field to a header of the operator's choosing;
+- every value is text: an id is never turned into a float (a float column or cell keeps a
+  form that validation flags as ``spreadsheet_number``);
+- a record whose every field is blank (spaces, tabs, line breaks) is a blank line, not a
+  record, so ``row`` counts data records only;
+- a file-level problem raises ``InputError`` with one line that names the file and never
+  quotes a data value (a customerId may be an email or a mobile number).
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import difflib
 import gzip
@@ -18,10 +26,12 @@ import io
 import re
 import shutil
 import sys
+import warnings
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from .config import FIELDS
 from .errors import InputError
@@ -29,10 +39,16 @@ from .errors import InputError
 Row = tuple[str | None, str | None, str | None, str | None]
 REQUIRED = FIELDS[:3]
 CSV_DELIMITERS = ",;\t|"
-BLOCK_SIZE = 4 << 20
+# pyarrow parses CSV a block at a time, so a block is also the largest record accepted.
+# Ids are short: 1 MiB is plenty, keeps pyarrow's buffers (and the process's RSS) small,
+# and makes a runaway field (an unclosed quote, a pasted blob) fail fast.
+BLOCK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 BATCH_ROWS = 65_536
+BLANK = " \t\r\n"
+_CSV_KINDS = (".csv", ".tsv", ".txt")
+_HEX24 = re.compile(r"[0-9a-fA-F]{24}")
 
 
 @dataclass
@@ -70,15 +86,15 @@ def open_source(
         raise InputError(f"{name}: no such file")
     if path.is_dir():
         raise InputError(f"{name}: is a directory, not an input file")
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    kind = path.suffix.lower()
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    kind = suffixes[-1] if suffixes else ""
     if kind == ".parquet":
         return _open_parquet(path, columns)
     if kind in (".xlsx", ".xlsm"):
         return _open_excel(path, columns)
-    if kind in (".csv", ".tsv", ".txt") or suffixes in (".csv.gz", ".tsv.gz", ".txt.gz"):
+    if kind in _CSV_KINDS or (kind == ".gz" and suffixes[0] in _CSV_KINDS):
         default = "\t" if ".tsv" in suffixes else None
-        return _open_csv(path, name, columns, delimiter or default, forced=delimiter is not None)
+        return _open_csv(path, name, columns, delimiter or default)
     raise InputError(
         f"{name}: unknown input kind {path.suffix or '(no extension)'!r}; "
         "use .csv, .csv.gz, .tsv, .parquet or .xlsx")
@@ -103,26 +119,46 @@ def match_columns(name: str, headers: Sequence[str], mapping: Mapping[str, str])
         if len(found) > 1:
             raise InputError(
                 f"{name}: column {field_name} matches {len(found)} headers "
-                f"({', '.join(repr(headers[i]) for i in found)}); map one with "
+                f"({', '.join(_show(headers[i]) for i in found)}); map one with "
                 f"--column {field_name}=HEADER")
         if not found and field_name in REQUIRED:
-            raise InputError(_missing_column_message(name, field_name, wanted, headers))
+            raise InputError(_missing_column_message(name, field_name, mapping, headers))
         positions.append(found[0] if found else None)
     return positions
 
 
-def _missing_column_message(name: str, field_name: str, wanted: str, headers: Sequence[str]) -> str:
-    shown = ", ".join(repr(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
+def _missing_column_message(
+    name: str, field_name: str, mapping: Mapping[str, str], headers: Sequence[str]
+) -> str:
+    # A first line of data instead of headers would put customer ids (PII) into the
+    # list of headers below: say what happened without quoting it.
+    if any(_HEX24.fullmatch(h.strip()) for h in headers):
+        return (f"{name}: the first line holds ids, not headers; add a header line "
+                f"({','.join(REQUIRED)}[,identifierType])")
+    wanted = mapping.get(field_name, field_name)
+    what = (f"column {wanted!r} (given by --column {field_name}={wanted})"
+            if field_name in mapping else f"required column {field_name!r}")
+    shown = ", ".join(_show(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
+    message = f"{name}: missing {what}; headers found: {shown}"
+    # Only headers that no contract field claims are worth suggesting.
+    claimed = {normalize_header(mapping.get(f, f)) for f in FIELDS}
+    spare = [h for h in headers if normalize_header(h) not in claimed]
     close = difflib.get_close_matches(
-        normalize_header(wanted), [normalize_header(h) for h in headers], n=1, cutoff=0.6)
-    hint = ""
+        normalize_header(wanted), [normalize_header(h) for h in spare], n=1, cutoff=0.6)
     if close:
-        original = next(h for h in headers if normalize_header(h) == close[0])
-        hint = f"; did you mean {original!r}? (--column {field_name}={original})"
-    return f"{name}: missing required column {field_name!r}; headers found: {shown}{hint}"
+        original = next(h for h in spare if normalize_header(h) == close[0])
+        return f"{message}; did you mean {original!r}? (--column {field_name}={original})"
+    if len(headers) == 1 and len(headers[0]) > len(wanted):
+        return f"{message}; is the delimiter right? (--delimiter)"
+    return message
 
 
-# --- CSV ----------------------------------------------------------------------------------
+def _show(text: str, limit: int = 40) -> str:
+    """Quote a header for a message, cut short so one long cell can't flood the line."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+# --- CSV: opening and the header line -------------------------------------------------------
 
 class _HashingReader(io.RawIOBase):
     """Reads a binary file and hashes every byte it hands out."""
@@ -172,83 +208,155 @@ def _open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path 
 
     spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - deleted when the reader is done
         prefix="stdin-", suffix=".csv", dir=spool_dir, delete=False)
-    with spool:
-        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
-    source = _open_csv(Path(spool.name), "<stdin>", columns, delimiter, forced=delimiter is not None)
+    spool_path = Path(spool.name)
+    try:
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        source = _open_csv(spool_path, "<stdin>", columns, delimiter)
+    except BaseException:
+        spool_path.unlink(missing_ok=True)
+        raise
     inner = source.batches()
 
     def batches() -> Iterator[list[Row]]:
         try:
             yield from inner
         finally:
-            Path(spool.name).unlink(missing_ok=True)
+            spool_path.unlink(missing_ok=True)
 
     source._batches = batches()
     return source
 
 
-def _open_csv(
-    path: Path, name: str, columns: dict[str, str], delimiter: str | None, *, forced: bool
-) -> Source:
-    raw = path.open("rb")
+_READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+
+
+def _open_csv(path: Path, name: str, columns: dict[str, str], delimiter: str | None) -> Source:
+    raw = _open_binary(path, name)
     hashing = _HashingReader(raw)
-    compressed = _is_gzip(path)
     stream: BinaryIO = (
-        gzip.GzipFile(fileobj=hashing, mode="rb") if compressed  # type: ignore[assignment]
+        gzip.GzipFile(fileobj=hashing, mode="rb") if _is_gzip(path)  # type: ignore[assignment]
         else io.BufferedReader(hashing, 1 << 20))
     try:
         header_bytes, rest = _read_header_line(stream, name)
-        header_text = _decode(header_bytes, name, 0)
-        chosen = delimiter if forced or delimiter else _detect_delimiter(header_text)
-        headers = next(csv.reader([header_text], delimiter=chosen), [])
+        chosen, headers = _parse_header(header_bytes, name, path, delimiter)
+        positions = match_columns(name, headers, columns)
+    except _READ_ERRORS as exc:
+        raw.close()
+        raise InputError(f"{name}: cannot read ({_reason(exc)})") from None
     except BaseException:
         raw.close()
         raise
-    if not any(h.strip() for h in headers):
-        raw.close()
-        raise InputError(f"{name}: the file is empty (no header line)")
-    if len(headers) > MAX_COLUMNS:
-        raw.close()
-        raise InputError(f"{name}: the header has {len(headers):,} columns (at most {MAX_COLUMNS:,})")
-    positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="csv", headers=headers)
     source._batches = _csv_batches(
-        source, raw, hashing, _Prefixed(rest, stream), headers, positions, chosen, path)
+        source, raw, hashing, _Prefixed(rest, stream), len(headers), positions, chosen, path)
     return source
 
 
+def _open_binary(path: Path, name: str) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
 def _is_gzip(path: Path) -> bool:
+    # Sniffed, not trusted to the name: a .csv that is really gzip is read as gzip, and a
+    # .csv.gz that was already unpacked is read as text.
     with path.open("rb") as probe:
         return probe.read(2) == b"\x1f\x8b"
 
 
+# Whole lines of nothing but spaces, tabs and delimiters before the header are skipped.
+_BLANK_LINES = re.compile(rb"(?:[ \t,;|]*(?:\r\n|\r|\n))*")
+_LINE_BREAK = re.compile(rb"[\r\n]")
+_NOT_CSV = {
+    b"PK\x03\x04": "is a zip archive (an Excel workbook?), not CSV text; name a workbook .xlsx",
+    b"PAR1": "is a Parquet file, not CSV text; name it .parquet",
+    b"\xff\xfe": "is UTF-16 text (byte order mark at byte offset 0), not UTF-8; save it as "
+                 "CSV UTF-8",
+    b"\xfe\xff": "is UTF-16 text (byte order mark at byte offset 0), not UTF-8; save it as "
+                 "CSV UTF-8",
+}
+
+
 def _read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, bytes]:
-    """The first non-blank line (BOM removed), and the bytes read past it."""
-    buffer = b""
+    """The first line that is not blank (BOM removed), and the bytes read past it.
+
+    The line ends at the first line break outside double quotes, so a quoted header
+    holding a line break stays one header."""
+    buffer = _read_start(stream, name)
+    eof = False
     while True:
-        chunk = stream.read(64 << 10)
-        buffer += chunk
-        if buffer.startswith(b"\xef\xbb\xbf"):
-            buffer = buffer[3:]
-        stripped = buffer.lstrip(b"\r\n")
-        newline = stripped.find(b"\n")
-        if newline >= 0 or not chunk:
-            if newline < 0:
-                return stripped, b""
-            return stripped[:newline].rstrip(b"\r"), stripped[newline + 1:]
+        match = _BLANK_LINES.match(buffer)
+        buffer = buffer[match.end():] if match else buffer
+        end = _line_end(buffer)
+        if end >= 0:
+            after = end + (2 if buffer[end:end + 2] == b"\r\n" else 1)
+            return buffer[:end], buffer[after:]
+        if eof:
+            if buffer.count(b'"') % 2:
+                raise InputError(f"{name}: the header line has an unclosed double quote")
+            return (buffer if buffer.strip(b" \t\r\n,;|") else b""), b""
         if len(buffer) > MAX_HEADER_BYTES:
             raise InputError(
                 f"{name}: the header line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
                 "is this a CSV file?")
+        chunk = stream.read(64 << 10)
+        eof = not chunk
+        buffer += chunk
 
 
-def _decode(data: bytes, name: str, offset: int) -> str:
+def _read_start(stream: BinaryIO, name: str) -> bytes:
+    """The first bytes of the text, without a UTF-8 BOM; refuses what is clearly not CSV."""
+    start = stream.read(64 << 10)
+    while len(start) < 4 and (more := stream.read(64 << 10)):
+        start += more
+    for magic, problem in _NOT_CSV.items():
+        if start.startswith(magic):
+            raise InputError(f"{name}: {problem}")
+    return start[3:] if start.startswith(codecs.BOM_UTF8) else start
+
+
+def _line_end(data: bytes) -> int:
+    """Where the first line ends: its first line break outside double quotes, or -1."""
+    quotes, searched = 0, 0
+    for match in _LINE_BREAK.finditer(data):
+        quotes += data.count(b'"', searched, match.start())
+        searched = match.start()
+        if quotes % 2 == 0:
+            return match.start()
+    return -1
+
+
+def _parse_header(
+    header_bytes: bytes, name: str, path: Path, delimiter: str | None
+) -> tuple[str, list[str]]:
+    """The delimiter (forced, or detected from the header line) and the headers."""
+    if b"\x00" in header_bytes:
+        raise InputError(f"{name}: the header line holds NUL bytes; is this UTF-16 or a binary "
+                         "file? save it as CSV UTF-8")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        text = header_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(_utf8_error_message(name, path)) from None
+    chosen = delimiter or _detect_delimiter(text)
+    try:
+        headers = next(csv.reader(io.StringIO(text, newline=""), delimiter=chosen), [])
+    except csv.Error as exc:
+        raise InputError(f"{name}: cannot read the header line ({exc})") from None
+    if not any(h.strip() for h in headers):
+        raise InputError(f"{name}: the file is empty (no header line)")
+    if len(headers) > MAX_COLUMNS:
         raise InputError(
-            f"{name}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at byte offset "
-            f"{offset + exc.start:,}); save the file as UTF-8") from None
+            f"{name}: the header has {len(headers):,} columns (at most {MAX_COLUMNS:,}); "
+            "is this the right file?")
+    return chosen, headers
 
 
 def _detect_delimiter(header: str) -> str:
@@ -259,31 +367,57 @@ def _detect_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+# --- CSV: the records ---------------------------------------------------------------------
+
 def _csv_batches(
     source: Source,
     raw: BinaryIO,
     hashing: _HashingReader,
     rest: io.RawIOBase,
-    headers: list[str],
+    width: int,
     positions: list[int | None],
     delimiter: str,
     path: Path,
 ) -> Iterator[list[Row]]:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    names = [f"c{i}" for i in range(len(headers))]
     wanted = sorted({p for p in positions if p is not None})
-    problems: list[str] = []
+    take = [None if p is None else wanted.index(p) for p in positions]
+    # Blank records are recognised on every column (a row with only a note is a
+    # record), so all columns are read; the wanted ones first, to rule blanks out fast.
+    check_order = wanted + [i for i in range(width) if i not in wanted]
+    failed = False
 
     def on_invalid_row(row: Any) -> str:
-        if not row.text.strip(delimiter + " \t\r\n"):
+        nonlocal failed
+        if _is_blank_text(row.text, delimiter):
             return "skip"  # a blank (or only-delimiters) line is not a record
-        problems.append(
-            f"{source.name}: a record has {row.actual_columns} fields where the header has "
-            f"{row.expected_columns}: {row.text[:60]!r}")
+        failed = True
         return "error"
 
+    try:
+        for batch in _arrow_csv_reader(rest, width, delimiter, on_invalid_row):
+            batch = _without_blank_records(batch, check_order)
+            if batch.num_rows:
+                yield _rows_from_columns([batch.column(i).to_pylist() for i in wanted], take)
+        hashing.drain()
+        source.sha256 = hashing.digest.hexdigest()
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(source.name, str(exc), failed, path, delimiter, width) from None
+    except _READ_ERRORS as exc:
+        raise InputError(f"{source.name}: cannot read ({_reason(exc)})") from None
+    finally:
+        raw.close()
+
+
+def _arrow_csv_reader(
+    rest: io.RawIOBase, width: int, delimiter: str, on_invalid_row: Any
+) -> Iterator[Any]:
+    """pyarrow's streaming reader over the records after the header, every column text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(width)]
     try:
         reader = pacsv.open_csv(
             pa.PythonFile(io.BufferedReader(rest, 1 << 20), mode="r"),
@@ -292,51 +426,119 @@ def _csv_batches(
                 delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True,
                 invalid_row_handler=on_invalid_row),
             convert_options=pacsv.ConvertOptions(
-                column_types={names[i]: pa.string() for i in wanted},
-                include_columns=[names[i] for i in wanted],
+                column_types={n: pa.string() for n in names},
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-        index = {names[i]: n for n, i in enumerate(wanted)}
-        take = [None if p is None else index[names[p]] for p in positions]
-        for batch in reader:
-            if batch.num_rows:
-                yield _rows_from_columns([c.to_pylist() for c in batch.columns], take)
-        hashing.drain()
-        source.sha256 = hashing.digest.hexdigest()
     except pa.ArrowInvalid as exc:
-        raise _csv_error(source.name, str(exc), problems, path) from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"{source.name}: cannot read ({exc})") from None
-    finally:
-        raw.close()
+        if "Empty CSV file" in str(exc):
+            return  # nothing after the header: a file with no records
+        raise
+    yield from reader
 
 
-def _csv_error(name: str, message: str, problems: list[str], path: Path) -> InputError:
-    if problems:
-        return InputError(problems[0])
-    if "UTF8" in message or "utf8" in message.lower():
+def _without_blank_records(batch: Any, check_order: list[int]) -> Any:
+    """The batch without records whose every field is blank (vectorised: usually one
+    column is looked at and found to have no blank field at all)."""
+    import pyarrow.compute as pc
+
+    blank = None
+    for index in check_order:
+        trimmed = pc.utf8_trim(batch.column(index), characters=BLANK)
+        empty = pc.equal(pc.binary_length(trimmed), 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+        if not pc.any(blank).as_py():
+            return batch
+    return batch if blank is None else batch.filter(pc.invert(blank))
+
+
+def _is_blank_text(text: str, delimiter: str) -> bool:
+    """Does this raw record text hold only blank fields? (Quotes are parsed, not guessed.)"""
+    try:
+        fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error:
+        return False
+    return all(not f.strip(BLANK) for f in fields)
+
+
+def _csv_error(
+    name: str, message: str, bad_record: bool, path: Path, delimiter: str, width: int
+) -> InputError:
+    if not bad_record and "utf8" in message.lower():
         return InputError(_utf8_error_message(name, path))
-    if "straddling" in message or "block" in message.lower():
-        return InputError(
-            f"{name}: a record is larger than {BLOCK_SIZE >> 20} MiB (an unclosed quote, "
-            "or a field that is not an id)")
+    where = _first_bad_record(path, delimiter, width)
+    if where is not None:
+        record, line, problem = where
+        return InputError(f"{name}: record {record:,} (line {line:,}) {problem}")
+    if "straddl" in message:
+        return InputError(f"{name}: a record is larger than {BLOCK_SIZE >> 20} MiB "
+                          "(an unclosed quote, or a field that is not an id)")
     return InputError(f"{name}: not a readable CSV file ({message.splitlines()[0][:200]})")
+
+
+def _first_bad_record(path: Path, delimiter: str, width: int) -> tuple[int, int, str] | None:
+    """Record number, first line and problem of the first record with the wrong number of
+    fields or too large to read, found by reading the file again with Python's csv module.
+
+    Only on the error path: pyarrow says *that* a record is bad, not *where*, and an
+    operator needs a line number to open in an editor. Python's csv splits records the
+    way pyarrow does (same quoting rules), and counts lines as it goes."""
+    record, line = 0, 1
+    # The field size limit is process-wide: raised to pyarrow's limit for this read only.
+    old_limit = csv.field_size_limit(BLOCK_SIZE)
+    try:
+        with _reopen_text(path) as text:
+            reader = csv.reader(text, delimiter=delimiter)
+            header_seen = False
+            for fields in reader:
+                if all(not f.strip(BLANK) for f in fields):
+                    line = reader.line_num + 1
+                    continue
+                if header_seen:
+                    record += 1
+                    if len(fields) != width:
+                        return (record, line, f"has {len(fields)} fields where the header has "
+                                f"{width}; quote fields that hold the delimiter {delimiter!r}")
+                header_seen = True
+                line = reader.line_num + 1
+    except csv.Error:
+        return (record + 1, line, f"is larger than {BLOCK_SIZE >> 20} MiB or unreadable "
+                "(an unclosed quote, or a field that is not an id)")
+    except _READ_ERRORS:
+        return None
+    finally:
+        csv.field_size_limit(old_limit)
+    return None
+
+
+def _reopen_text(path: Path) -> IO[str]:
+    binary: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _utf8_error_message(name: str, path: Path) -> str:
     """Find the first byte that is not UTF-8 (only on the error path: a second read)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
-    opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                bad = chunk[exc.start] if exc.start < len(chunk) else 0
-                return (f"{name}: not UTF-8 text (invalid byte 0x{bad:02x} at byte offset "
-                        f"{offset + exc.start:,}); save the file as UTF-8")
-            offset += len(chunk)
+    opener: Any = gzip.open if _is_gzip(path) else open
+    unpacked = " of the unpacked text" if _is_gzip(path) else ""
+    try:
+        with opener(path, "rb") as stream:
+            while True:
+                chunk = stream.read(1 << 20)
+                try:
+                    decoder.decode(chunk, final=not chunk)
+                except UnicodeDecodeError as exc:
+                    # The decoder may still hold the start of a sequence from the last chunk.
+                    pending = len(decoder.getstate()[0]) if exc.start == 0 else 0
+                    bad = chunk[exc.start] if exc.start < len(chunk) else 0
+                    return (f"{name}: not UTF-8 text (invalid byte 0x{bad:02x} at byte offset "
+                            f"{offset + exc.start - pending:,}{unpacked}); save the file as "
+                            "UTF-8")
+                if not chunk:
+                    break
+                offset += len(chunk)
+    except _READ_ERRORS as exc:
+        return f"{name}: cannot read ({_reason(exc)})"
     return f"{name}: not UTF-8 text; save the file as UTF-8"
 
 
@@ -355,8 +557,8 @@ def _open_parquet(path: Path, columns: dict[str, str]) -> Source:
     name = str(path)
     try:
         parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{name}: not a readable Parquet file ({str(exc)[:200]})") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{name}: not a readable Parquet file ({_reason(exc)})") from None
     schema = parquet.schema_arrow
     headers = list(schema.names)
     positions = match_columns(name, headers, columns)
@@ -368,26 +570,32 @@ def _open_parquet(path: Path, columns: dict[str, str]) -> Source:
 
     def batches() -> Iterator[list[Row]]:
         try:
-            selected = sorted({w for w in wanted if w is not None}, key=headers.index)
+            selected = [h for h in headers if h in wanted]
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=selected):
                 yield _arrow_rows(batch, wanted)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{name}: cannot read ({str(exc)[:200]})") from None
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{name}: cannot read ({_reason(exc)})") from None
 
     source._batches = batches()
     return source
 
 
 def _check_arrow_type(name: str, header: str, arrow_type: Any) -> None:
+    """Text, integers and decimals become exact text; floats are read so that validation
+    can flag each value (``spreadsheet_number``); anything else can't hold an id."""
     import pyarrow as pa
 
-    value_type = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
-    if (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)
-            or pa.types.is_integer(value_type) or pa.types.is_floating(value_type)
-            or pa.types.is_null(value_type)):
+    types = pa.types
+    value_type = arrow_type.value_type if types.is_dictionary(arrow_type) else arrow_type
+    is_string_view = getattr(types, "is_string_view", lambda _: False)  # pyarrow >= 16
+    if (types.is_string(value_type) or types.is_large_string(value_type)
+            or is_string_view(value_type) or types.is_integer(value_type)
+            or types.is_decimal(value_type) or types.is_floating(value_type)
+            or types.is_null(value_type)):
         return
     raise InputError(
-        f"{name}: column {header!r} has type {arrow_type}; ids must be text or integers")
+        f"{name}: column {header!r} has type {arrow_type}; ids must be text (or integers): "
+        "write the column as strings")
 
 
 def _arrow_rows(batch: Any, wanted: list[str | None]) -> list[Row]:
@@ -403,7 +611,7 @@ def _arrow_texts(array: Any) -> list[str | None]:
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_floating(array.type):
-        return [None if v is None else repr(float(v)) for v in array.to_pylist()]
+        return [cell_text(v) for v in array.to_pylist()]
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.string())
     texts: list[str | None] = array.to_pylist()
@@ -431,15 +639,19 @@ def _open_dataframe(frame: Any, columns: dict[str, str]) -> Source:
     headers = [str(c) for c in frame.columns]
     positions = match_columns(name, headers, columns)
     wanted = [headers[p] if p is not None else None for p in positions]
-    selected = frame[[frame.columns[p] for p in positions if p is not None]].copy()
+    # By position, not label: a frame may repeat a column label.
+    selected = frame.iloc[:, [p for p in positions if p is not None]].copy()
     selected.columns = [w for w in wanted if w is not None]
     for column in selected.columns:
         if selected[column].dtype == object:
             selected[column] = selected[column].map(cell_text)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(selected, index=False).values.tobytes())
-    table = pa.Table.from_pandas(selected, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(selected, preserve_index=False)
+    except pa.ArrowException as exc:
+        raise InputError(f"{name}: cannot convert the frame ({_reason(exc)})") from None
     for column in table.schema:
         _check_arrow_type(name, column.name, column.type)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(selected, index=False).values.tobytes())
     source = Source(name=name, kind="dataframe", headers=headers, sha256=digest.hexdigest())
     source._batches = (_arrow_rows(b, wanted) for b in table.to_batches(BATCH_ROWS))
     return source
@@ -467,38 +679,68 @@ def _open_excel(path: Path, columns: dict[str, str]) -> Source:
             f"{name}: reading .xlsx needs the excel extra: pip install 'bulkrevoke[excel]'"
         ) from None
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        with _quiet():
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a bad file
-        raise InputError(f"{name}: not a readable .xlsx file ({exc.__class__.__name__})") from None
-    sheet = book.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
-    headers: list[str] = []
-    for values in rows:
-        if any(v is not None and str(v).strip() for v in values):
-            headers = ["" if v is None else str(v) for v in values]
-            break
-    if not headers:
+        raise InputError(f"{name}: not a readable .xlsx file ({type(exc).__name__})") from None
+    try:
+        with _quiet():
+            rows = book.worksheets[0].iter_rows(values_only=True)
+            headers = next((_cells(v) for v in rows if not _blank_cells(v)), [])
+        if not headers:
+            raise InputError(f"{name}: the first sheet is empty (no header row)")
+        positions = match_columns(name, headers, columns)
+    except Exception as exc:
         book.close()
-        raise InputError(f"{name}: the first sheet is empty (no header row)")
-    positions = match_columns(name, headers, columns)
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name}: not a readable .xlsx file ({type(exc).__name__})") from None
     source = Source(name=name, kind="xlsx", headers=headers, sha256=file_sha256(path))
-
-    def batches() -> Iterator[list[Row]]:
-        batch: list[Row] = []
-        try:
-            for values in rows:
-                if not any(v is not None and str(v).strip() for v in values):
-                    continue
-                cells = [cell_text(values[p]) if p is not None and p < len(values) else None
-                         for p in positions]
-                batch.append((cells[0], cells[1], cells[2], cells[3]))
-                if len(batch) >= BATCH_ROWS:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-        finally:
-            book.close()
-
-    source._batches = batches()
+    source._batches = _excel_batches(name, book, rows, positions)
     return source
+
+
+def _excel_batches(name: str, book: Any, rows: Iterator[tuple[Any, ...]],
+                   positions: list[int | None]) -> Iterator[list[Row]]:
+    try:
+        while True:
+            # Read a batch with openpyxl's warnings silenced (they would break the CLI's
+            # one-line stderr), and yield it outside that block.
+            try:
+                with _quiet():
+                    batch = _excel_batch(rows, positions)
+            except Exception as exc:
+                raise InputError(f"{name}: cannot read ({type(exc).__name__})") from None
+            if not batch:
+                return
+            yield batch
+    finally:
+        book.close()
+
+
+def _excel_batch(rows: Iterator[tuple[Any, ...]], positions: list[int | None]) -> list[Row]:
+    batch: list[Row] = []
+    for values in rows:
+        if _blank_cells(values):
+            continue
+        cells = [cell_text(values[p]) if p is not None and p < len(values) else None
+                 for p in positions]
+        batch.append((cells[0], cells[1], cells[2], cells[3]))
+        if len(batch) >= BATCH_ROWS:
+            break
+    return batch
+
+
+def _cells(values: tuple[Any, ...]) -> list[str]:
+    return ["" if v is None else str(v) for v in values]
+
+
+def _blank_cells(values: tuple[Any, ...]) -> bool:
+    return all(v is None or not str(v).strip(BLANK) for v in values)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -1,24 +1,37 @@
 """Row-level validation (contract §3): a record either becomes a job to send or an
-``invalid`` outcome with a code and a message an operator can act on."""
+``invalid`` outcome with a code and a message an operator can act on.
+
+Called once per input record (ten million of them, at times), so the common valid
+row takes the shortest path: str methods where they suffice, one regex per id."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import canonical_identifier
 
 _HEX24 = re.compile(r"[0-9a-fA-F]{24}")
-_DIGITS = re.compile(r"[0-9]+")
 _MOBILE = re.compile(r"\+?[0-9]{6,15}")
 _SPREADSHEET = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+|[+-]?[0-9]+\.[0-9]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0/C1 controls, and the invisible characters that ride along in pasted text (soft
+# hyphen, zero-width spaces and joiners, bidi marks, line/paragraph separators, BOM):
+# an identifier holding one of them can't match the customer it names.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Types whose values are digits, where a decimal point or exponent means a spreadsheet
+# turned the value into a number. externalId is free text chosen by the brand ("1.5"
+# may be real); email can't be mistaken for a number.
+_NUMERIC_TYPES = frozenset({"id", "mobile", "cardNumber"})
+_MAX_ID = 2**63 - 1  # customer ids are 64-bit on Capillary's side
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A validated record: its trimmed fields, and an error code when it is invalid."""
+class Verdict(NamedTuple):
+    """A validated record: its trimmed fields, and an error code when it is invalid.
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and three times
+    faster to build, which shows at millions of rows."""
 
     badge_meta_id: str
     customer_id: str
@@ -46,8 +59,8 @@ def validate(
     earned = (earned_badge_id or "").strip()
     raw_type = (identifier_type or "").strip()
     id_type = canonical_identifier(raw_type) if raw_type else default_identifier
-    problem = _problem(meta, customer, earned, raw_type, id_type)
-    return Verdict(meta, customer, id_type or raw_type, earned, *problem)
+    code, message = _problem(meta, customer, earned, raw_type, id_type)
+    return Verdict(meta, customer, id_type or raw_type, earned, code, message)
 
 
 # Messages never quote customerId: it may be an email or a mobile number, and the
@@ -68,13 +81,29 @@ def _problem(
         return ("bad_identifier_type",
                 f"identifierType {_show(raw_type)} is not one of id, mobile, email, "
                 "externalId, cardNumber")
-    if id_type in ("id", "mobile") and _SPREADSHEET.fullmatch(customer):
+    if id_type == "id" and customer.isascii() and customer.isdigit():
+        return _id_range(customer)  # the common case, decided without a regex
+    return _customer_problem(customer, id_type)
+
+
+def _id_range(customer: str) -> tuple[str | None, str | None]:
+    # Only long ids need the int(): 18 digits always fit in 63 bits.
+    if len(customer) > 18 and int(customer) > _MAX_ID:
+        return "bad_customer_id", "customerId is larger than a numeric id can be (64 bits)"
+    return None, None
+
+
+def _customer_problem(customer: str, id_type: str) -> tuple[str | None, str | None]:
+    """Does customerId fit its identifier type? (Everything but a plain numeric id.)"""
+    if id_type in _NUMERIC_TYPES and _SPREADSHEET.fullmatch(customer):
         return ("spreadsheet_number",
                 "customerId looks like a spreadsheet number (decimal point or exponent); "
                 "digits may already be lost: export the column as text")
     if _CONTROL.search(customer):
-        return "bad_customer_id", "customerId contains a control character (line break or tab)"
-    if id_type == "id" and not _DIGITS.fullmatch(customer):
+        return ("bad_customer_id",
+                "customerId contains a control or invisible character (line break, tab, "
+                "zero-width space…)")
+    if id_type == "id":
         return "bad_customer_id", "customerId is not a numeric id (identifier type id)"
     if id_type == "mobile" and not _MOBILE.fullmatch(customer):
         return ("bad_customer_id",

@@ -5,7 +5,7 @@ import pytest
 from bulkrevoke.client import Reply, ReplyKind, classify_response, parse_retry_after
 from bulkrevoke.config import RetryPolicy
 from bulkrevoke.outcome import ErrorSource, Outcome, Status
-from bulkrevoke.retry import AuthStop, Retry, backoff, decide
+from bulkrevoke.retry import Retry, StopRun, backoff, decide
 
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, row_deadline=60.0)
 
@@ -103,8 +103,9 @@ def test_retryable_replies_retry_until_attempts_run_out(kind):
     assert last.attempts == POLICY.max_attempts and last.error_code == "e"
 
 
-def test_unauthorized_stops_the_run():
-    assert isinstance(_decide(Reply(ReplyKind.UNAUTHORIZED, 401)), AuthStop)
+def test_unauthorized_and_untrusted_tls_stop_the_run():
+    assert _decide(Reply(ReplyKind.UNAUTHORIZED, 401)) == StopRun("auth")
+    assert _decide(Reply(ReplyKind.TLS_ERROR, None)) == StopRun("tls")
 
 
 def test_throttled_with_retry_after_leaves_the_wait_to_the_shared_pause():

@@ -73,6 +73,12 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="lifetime of issued OAuth tokens (default: %(default)s)",
     )
+    server.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve https with this PEM certificate (chain), to rehearse --ca-bundle",
+    )
+    server.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
     behaviour = parser.add_argument_group("latency and rate limit")
     behaviour.add_argument(
         "--latency",
@@ -168,6 +174,8 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Sa
             rate_limit=ns.rate_limit,
             rate_window=ns.rate_window,
             faults=faults,
+            tls_cert=ns.tls_cert,
+            tls_key=ns.tls_key,
         )
     except ValueError as exc:
         raise ConfigError(f"sandbox: {exc}") from exc

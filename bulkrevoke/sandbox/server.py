@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from types import TracebackType
 
 from aiohttp import web
@@ -44,15 +45,24 @@ class Sandbox:
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port)
+            site = web.TCPSite(runner, self.settings.host, self.settings.port,
+                               ssl_context=self._ssl_context())
             await site.start()
         except BaseException:
             await self.stop()
             raise
         # The bound address, not the requested one: port 0 means "any free port".
         host, port = runner.addresses[0][:2]
-        self.url = f"http://{_url_host(host)}:{port}"
+        scheme = "https" if self.settings.tls_cert else "http"
+        self.url = f"{scheme}://{_url_host(host)}:{port}"
         return self.url
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self.settings.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        return context
 
     async def stop(self) -> None:
         """Stop listening and close every connection; hung requests are woken, not awaited."""

@@ -37,6 +37,8 @@ class SandboxSettings:
     rate_limit: float | None = None
     rate_window: float = 1.0
     faults: FaultProfile = NO_FAULTS
+    tls_cert: str | None = None  # PEM certificate chain: serve https, to rehearse --ca-bundle
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if (self.username is None) != (self.password is None):
@@ -55,6 +57,8 @@ class SandboxSettings:
             raise ValueError("latency and latency_jitter must not be negative")
         if self.rate_limit is not None and not self.rate_limit >= 1:
             raise ValueError("rate_limit must be at least 1 request per window")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
         if not self.rate_window > 0:
             raise ValueError("rate_window must be positive")
 
