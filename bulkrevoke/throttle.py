@@ -1,8 +1,8 @@
 """The client-side rate limit, shared by every worker.
 
-* A smooth schedule from aiolimiter: a bucket holding one request's worth (plus 2% to
-  absorb timer lateness), leaking at the rate, so there is no start-up burst and no
-  one-second window ever holds more than ``rate + 1`` requests.
+* A smooth schedule from aiolimiter: a bucket holding one and a half requests' worth,
+  leaking at the rate, so there is no start-up burst and no one-second window ever holds
+  more than ``rate + 1`` requests (a window of T seconds holds at most 1.5 + rate·T).
 * A shared pause: a 429 (or 503) with ``Retry-After`` stops *every* worker until then.
 * Adaptive rate, in the spirit of AWS SDKs' adaptive retry mode: each throttled answer
   halves the rate (down to a floor); the rate then climbs back linearly to ``--rate``.
@@ -16,9 +16,10 @@ from aiolimiter import AsyncLimiter
 
 from .config import RateLimit
 
-#: Bucket capacity in requests: just over one, so a waiter woken a little late does not
-#: lose its slot, and never two requests in a burst.
-CAPACITY = 1.02
+#: Bucket capacity in requests. Above one, so that a waiter the event loop wakes late (by
+#: up to half an interval) does not lose its slot and the achieved rate stays at --rate;
+#: below two, so that a one-second window never holds more than rate + 1 requests.
+CAPACITY = 1.5
 #: Multiplicative decrease on a throttled answer, and the floor as a share of --rate.
 DECREASE = 0.5
 FLOOR = 0.05
