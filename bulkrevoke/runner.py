@@ -50,11 +50,13 @@ class RunResult:
 
     @property
     def report(self) -> Any:
-        """The report as a pandas DataFrame (read from report.parquet on first use)."""
+        """The report as a pandas DataFrame (read from report.parquet on first use), with
+        nullable dtypes: integers stay integers and booleans booleans where cells are empty."""
         if self._report is None:
             import pandas as pd
 
-            self._report = pd.read_parquet(self.run_dir / "report.parquet")
+            self._report = pd.read_parquet(self.run_dir / "report.parquet",
+                                           dtype_backend="numpy_nullable")
         return self._report
 
 

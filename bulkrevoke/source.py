@@ -23,6 +23,7 @@ import difflib
 import gzip
 import hashlib
 import io
+import itertools
 import re
 import shutil
 import sys
@@ -140,6 +141,9 @@ def _missing_column_message(
             if field_name in mapping else f"required column {field_name!r}")
     shown = ", ".join(_show(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
     message = f"{name}: missing {what}; headers found: {shown}"
+    delimiter = _better_delimiter(normalize_header(wanted), headers)
+    if delimiter:
+        return f"{message}; is the delimiter right? (--delimiter {delimiter})"
     # Only headers that no contract field claims are worth suggesting.
     claimed = {normalize_header(mapping.get(f, f)) for f in FIELDS}
     spare = [h for h in headers if normalize_header(h) not in claimed]
@@ -148,9 +152,16 @@ def _missing_column_message(
     if close:
         original = next(h for h in spare if normalize_header(h) == close[0])
         return f"{message}; did you mean {original!r}? (--column {field_name}={original})"
-    if len(headers) == 1 and len(headers[0]) > len(wanted):
-        return f"{message}; is the delimiter right? (--delimiter)"
     return message
+
+
+def _better_delimiter(wanted: str, headers: Sequence[str]) -> str | None:
+    """A delimiter that would have split the wanted header out of a header cell."""
+    for candidate in CSV_DELIMITERS:
+        parts = (part for h in headers if candidate in h for part in h.split(candidate))
+        if any(normalize_header(part) == wanted for part in parts):
+            return "tab" if candidate == "\t" else candidate
+    return None
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -383,9 +394,6 @@ def _csv_batches(
 
     wanted = sorted({p for p in positions if p is not None})
     take = [None if p is None else wanted.index(p) for p in positions]
-    # Blank records are recognised on every column (a row with only a note is a
-    # record), so all columns are read; the wanted ones first, to rule blanks out fast.
-    check_order = wanted + [i for i in range(width) if i not in wanted]
     failed = False
 
     def on_invalid_row(row: Any) -> str:
@@ -397,9 +405,9 @@ def _csv_batches(
 
     try:
         for batch in _arrow_csv_reader(rest, width, delimiter, on_invalid_row):
-            batch = _without_blank_records(batch, check_order)
-            if batch.num_rows:
-                yield _rows_from_columns([batch.column(i).to_pylist() for i in wanted], take)
+            columns = _without_blank_records(batch, wanted)
+            if columns[0]:
+                yield _rows_from_columns(columns, take)
         hashing.drain()
         source.sha256 = hashing.digest.hexdigest()
     except pa.ArrowInvalid as exc:
@@ -436,19 +444,23 @@ def _arrow_csv_reader(
     yield from reader
 
 
-def _without_blank_records(batch: Any, check_order: list[int]) -> Any:
-    """The batch without records whose every field is blank (vectorised: usually one
-    column is looked at and found to have no blank field at all)."""
-    import pyarrow.compute as pc
+def _without_blank_records(batch: Any, wanted: list[int]) -> list[list[str]]:
+    """The wanted columns as lists, without the records whose every field is blank.
 
-    blank = None
-    for index in check_order:
-        trimmed = pc.utf8_trim(batch.column(index), characters=BLANK)
-        empty = pc.equal(pc.binary_length(trimmed), 0)
-        blank = empty if blank is None else pc.and_(blank, empty)
-        if not pc.any(blank).as_py():
-            return batch
-    return batch if blank is None else batch.filter(pc.invert(blank))
+    Every column counts (a row holding only a note is a record), but the others are
+    looked at only for rows already blank in the wanted ones: usually there are none.
+    (Plain Python on purpose: pyarrow.compute's first call imports pandas, 0.4 s.)"""
+    columns = [batch.column(i).to_pylist() for i in wanted]
+    blank = [i for i, value in enumerate(columns[0]) if not value.strip(BLANK)]
+    others = (batch.column(i).to_pylist() for i in range(batch.num_columns) if i not in wanted)
+    for values in itertools.chain(columns[1:], others):
+        if not blank:
+            return columns
+        blank = [i for i in blank if not values[i].strip(BLANK)]
+    if not blank:
+        return columns
+    drop = set(blank)
+    return [[v for i, v in enumerate(column) if i not in drop] for column in columns]
 
 
 def _is_blank_text(text: str, delimiter: str) -> bool:

@@ -1,0 +1,51 @@
+from collections import Counter
+
+import pytest
+
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.outcome import Outcome, Status
+from bulkrevoke.reconcile import Masker, exit_code, write_reports
+
+META = "698dae82d30c4f6b3da9dc06"
+
+
+@pytest.mark.parametrize("counts, dry_run, stop, code", [
+    ({"revoked": 3, "already_inactive": 1, "duplicate": 1, "revoked_unconfirmed": 1}, False, None, 0),
+    ({"revoked": 3, "invalid": 1}, False, None, 1),
+    ({"revoked": 3, "failed": 1}, False, None, 1),
+    ({"revoked": 3, "not_attempted": 2}, False, "auth", 3),
+    ({"revoked": 3, "not_attempted": 2}, False, "error_rate", 3),
+    ({"revoked": 3, "not_attempted": 2}, False, "signal", 130),
+    ({"revoked": 3, "not_attempted": 2}, False, None, 1),   # a crash, rebuilt by `report`
+    ({"would_revoke": 3, "duplicate": 1}, True, None, 0),
+    ({"would_revoke": 3, "invalid": 1}, True, None, 1),
+])
+def test_exit_codes(counts, dry_run, stop, code):
+    assert exit_code(Counter(counts), dry_run=dry_run, stop_reason=stop) == code
+
+
+def test_masker_is_keyed_and_leaves_numeric_ids():
+    mask = Masker(b"k1")
+    assert mask("email", "a@b.co").startswith("hmac:")
+    assert mask("email", "a@b.co") == Masker(b"k1")("email", "a@b.co")
+    assert mask("email", "a@b.co") != Masker(b"k2")("email", "a@b.co")
+    assert mask("id", "42") == "42" and Masker(None)("email", "a@b.co") == "a@b.co"
+
+
+def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
+                       for i in range(1, 4)])
+        ledger.mark_intent([2])
+        ledger.record([(1, Outcome(Status.REVOKED, 1, is_active=False, http_status=200,
+                                   request_id="r1", completed_at="2026-01-01T00:00:00.000Z"))], {})
+        ledger.set_meta(stop_reason="signal", dry_run=False)
+        summary = write_reports(ledger, tmp_path)
+    lines = (tmp_path / "report.csv").read_text().splitlines()
+    assert lines[1].split(",")[5:8] == ['"revoked"', "false", ""]
+    assert '"not_attempted"' in lines[2] and '"in_doubt"' in lines[2]
+    assert '"not_attempted"' in lines[3] and "before this row was sent" in lines[3]
+    assert summary["counts"]["not_attempted"] == 2 and summary["exitCode"] == 130
+    failed = (tmp_path / "failed.csv").read_text().splitlines()
+    assert failed[0] == '"badgeMetaId","customerId","earnedBadgeId","identifierType"'
+    assert len(failed) == 3
