@@ -25,6 +25,13 @@ from .outcome import ErrorSource
 
 REVOKE_PATH = "/api_gateway/v1/badges/customer/revokeEarn"
 
+# A JSON string literal, escaped (C speed: this runs three times per row).
+_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+try:  # the speed extra: orjson parses answers several times faster
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - depends on the extra
+    from json import loads as _json_loads
+
 
 class ReplyKind(enum.Enum):
     """What one attempt's answer means (how to act on it is ``retry.decide``'s job)."""
@@ -114,8 +121,8 @@ def _kind_for_code(code: str | None, status: int) -> ReplyKind:
 
 def _parse(body: bytes) -> Any:
     try:
-        return json.loads(body) if body else None
-    except ValueError:
+        return _json_loads(body) if body else None
+    except ValueError:  # orjson.JSONDecodeError is a ValueError too
         return None
 
 
@@ -186,10 +193,11 @@ class CapillaryClient:
         return 0 if self._tokens is None else self._tokens.renewals
 
     async def revoke_earned_badge(self, row: PendingRow) -> Reply:
-        customer: int | str = (int(row.customer_id) if row.identifier_type == "id"
-                               else row.customer_id)
-        body = json.dumps({"badgeMetaId": row.badge_meta_id, "customerId": customer,
-                           "earnedBadgeId": row.earned_badge_id}, separators=(",", ":")).encode()
+        # customerId is a JSON number for type id (validated as digits), a string otherwise.
+        customer = (str(int(row.customer_id)) if row.identifier_type == "id"
+                    else _json_string(row.customer_id))
+        body = (f'{{"badgeMetaId":{_json_string(row.badge_meta_id)},"customerId":{customer},'
+                f'"earnedBadgeId":{_json_string(row.earned_badge_id)}}}').encode()
         headers = self._headers[row.identifier_type]
         if self._tokens is None:
             return await self._post(body, headers)

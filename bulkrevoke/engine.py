@@ -19,7 +19,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+import time
 from typing import Any
 
 from .client import Reply, ReplyKind, Revoker
@@ -125,7 +125,7 @@ class Engine:
         for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
             if self.stop_reason:
                 break
-            self._ledger.mark_intent([r.row for r in chunk])
+            self._ledger.mark_intent(chunk[0].row, chunk[-1].row)
             staged.extend(chunk)
             while staged and not self.stop_reason:
                 await self._queue.put(staged[0])
@@ -151,7 +151,7 @@ class Engine:
         in_request = False
         try:
             while True:
-                if not await self._wait(self._throttle.acquire()):
+                if self._throttle.must_wait() and not await self._wait(self._throttle.acquire()):
                     return self._leave_pending(row, maybe_applied)
                 attempt += 1
                 self.stats.requests += 1
@@ -279,5 +279,15 @@ def _stop_message(reason: str, reply: Reply) -> str:
     return f"{reply.error_message}"
 
 
+_second_cache: list[Any] = [-1, ""]
+
+
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """ISO-8601 UTC with milliseconds; the date part is formatted once per second, as this
+    runs once per row on the hot path."""
+    now = time.time()
+    second = int(now)
+    if second != _second_cache[0]:
+        _second_cache[0] = second
+        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}Z"

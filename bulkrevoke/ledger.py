@@ -160,11 +160,14 @@ class Ledger:
             last = rows[-1][0]
             yield [PendingRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
 
-    def mark_intent(self, rows: Sequence[int]) -> None:
-        """Durably note that these rows are about to be sent (they are in doubt until their
-        outcome is written)."""
+    def mark_intent(self, first: int, last: int) -> None:
+        """Durably note that the pending rows from *first* to *last* (one batch of
+        ``pending()``) are about to be sent: they are in doubt until their outcome is
+        written. One range statement, not one per row."""
         with self._transaction():
-            self._db.executemany("UPDATE rows SET in_doubt = 1 WHERE row = ?", [(r,) for r in rows])
+            self._db.execute(
+                "UPDATE rows SET in_doubt = 1 "
+                "WHERE row BETWEEN ? AND ? AND status IS NULL AND valid = 1", (first, last))
 
     def clear_intent(self, rows: Sequence[int]) -> None:
         """These rows were never sent after all (the run stopped first)."""

@@ -48,6 +48,11 @@ class Throttle:
             return None
         return AsyncLimiter(CAPACITY, CAPACITY / rate)
 
+    def must_wait(self) -> bool:
+        """False when a request may go at once (no limit, no pause): the hot path of an
+        unlimited run skips the wait entirely."""
+        return self._limiter is not None or self._pause_until > 0.0
+
     async def acquire(self) -> None:
         """Wait for the shared pause, then for this request's slot in the schedule."""
         loop_time = asyncio.get_running_loop().time

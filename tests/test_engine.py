@@ -47,7 +47,8 @@ def _ledger(tmp_path, rows, in_doubt=()):
     ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
                    for i in range(1, rows + 1)])
     if in_doubt:
-        ledger.mark_intent(list(in_doubt))
+        for row in in_doubt:
+            ledger.mark_intent(row, row)
     return ledger
 
 

@@ -37,7 +37,7 @@ def test_pending_pages_in_row_order_and_skips_final_rows(tmp_path):
 def test_intent_marks_rows_in_doubt_until_an_outcome(tmp_path):
     with Ledger(tmp_path / "l.sqlite") as ledger:
         ledger.ingest([_record(i, f"{i:024x}") for i in range(1, 4)])
-        ledger.mark_intent([1, 2, 3])
+        ledger.mark_intent(1, 3)
         ledger.record([(1, Outcome(Status.REVOKED, 1))], {})
         ledger.clear_intent([3])
         assert ledger.in_doubt_count() == 1

@@ -36,7 +36,7 @@ def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
         ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
                        for i in range(1, 4)])
-        ledger.mark_intent([2])
+        ledger.mark_intent(2, 2)
         ledger.record([(1, Outcome(Status.REVOKED, 1, is_active=False, http_status=200,
                                    request_id="r1", completed_at="2026-01-01T00:00:00.000Z"))], {})
         ledger.set_meta(stop_reason="signal", dry_run=False)
