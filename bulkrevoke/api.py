@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from .config import resolve_config
@@ -10,7 +11,8 @@ from .errors import BulkRevokeError
 from .runner import RunResult
 
 #: Flag spellings accepted as keywords besides the contract's names.
-_ALIASES = {"no_progress": ("progress", lambda v: not v), "verbose": ("verbosity", int)}
+_ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "no_progress": ("progress", lambda v: not v), "verbose": ("verbosity", int)}
 
 
 def revoke(source: Any, **settings: Any) -> RunResult:

@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         print(format_summary(result.summary, result.run_dir, rerun_args=_target_args(args),
                              input_arg=args.input, stop_message=result.stop_message),
               file=sys.stderr)
-    return result.exit_code
+    return int(result.exit_code)
 
 
 def _target_args(args: argparse.Namespace) -> list[str]:

@@ -26,7 +26,7 @@ from .outcome import ErrorSource
 REVOKE_PATH = "/api_gateway/v1/badges/customer/revokeEarn"
 
 # A JSON string literal, escaped (C speed: this runs three times per row).
-_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_json_string = json.encoder.encode_basestring_ascii
 try:  # the speed extra: orjson parses answers several times faster
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover - depends on the extra

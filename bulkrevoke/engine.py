@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-import time
 from typing import Any
 
 from .client import Reply, ReplyKind, Revoker
@@ -248,7 +248,7 @@ class Engine:
 
     def _flush(self) -> None:
         journal, self._journal = self._journal, []
-        delta = {
+        delta: dict[str, float] = {
             "requests": self.stats.requests - self._flushed.requests,
             "retries": self.stats.retries - self._flushed.retries,
             "throttled": self.stats.throttled - self._flushed.throttled,

@@ -78,8 +78,8 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         failed_csv = pacsv.CSVWriter(failed_out, failed_schema, write_options=csv_options)
         parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd")
         for rows in _rendered(ledger, dry_run=dry_run, stop_reason=stop_reason):
-            columns = list(zip(*rows))
-            for status, code, message in zip(columns[5], columns[7], columns[9]):
+            columns = list(zip(*rows, strict=True))
+            for status, code, message in zip(columns[5], columns[7], columns[9], strict=True):
                 statuses[status] += 1
                 if code:
                     codes[code] += 1
@@ -90,7 +90,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
                 failed_csv.write_batch(pa.record_batch(
                     [pa.array([r[i] for r in retry], pa.string()) for i in (1, 2, 4, 3)],
                     schema=failed_schema))
-            columns[2] = tuple(mask(t, c) for t, c in zip(columns[3], columns[2]))
+            columns[2] = tuple(mask(t, c) for t, c in zip(columns[3], columns[2], strict=True))
             batch = pa.record_batch(
                 [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)],
                 schema=schema)

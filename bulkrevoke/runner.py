@@ -27,7 +27,7 @@ from .config import Credentials, RunConfig
 from .engine import Engine, StopReason
 from .errors import InputError, RunDirError
 from .failpoints import failpoint
-from .ledger import Ledger
+from .ledger import IngestRecord, Ledger
 from .logs import run_logging
 from .progress import Progress
 from .reconcile import write_reports
@@ -139,7 +139,7 @@ def _ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress
     progress.start("ingest", 0)
     row = 0
     for batch in source.batches():
-        records = []
+        records: list[IngestRecord] = []
         for badge_meta_id, customer_id, earned_badge_id, identifier_type in batch:
             row += 1
             v = validate(badge_meta_id, customer_id, earned_badge_id, identifier_type,
@@ -221,7 +221,7 @@ def _state_beside(source: Any) -> Path | None:
 def _signals(engine: Engine, install: bool) -> Any:
     """First SIGINT/SIGTERM: finish what is in flight and stop. Second: stop at once."""
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     hits = {"count": 0}
 
     def on_signal(signum: int) -> None:

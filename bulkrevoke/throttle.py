@@ -34,7 +34,7 @@ class Throttle:
         self._limiter = self._new_limiter(self._rate)
         self._pause_until = 0.0
         self._last_decrease_at = 0.0
-        self._rate_at_decrease = self._rate
+        self._rate_at_decrease: float = self._rate or 0.0
         self.throttled = 0
         self.paused_seconds = 0.0
 

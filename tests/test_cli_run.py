@@ -63,7 +63,7 @@ def test_report_matches_the_sandboxs_ground_truth(tmp_path, sandbox_for):
     report = read_report(out)
     assert len(report) == 306
     truth = sandbox.truth()
-    for badge, line in zip(badges, report):
+    for badge, line in zip(badges, report[:300], strict=True):
         state = truth.badges[badge.key]
         expected = "revoked" if badge.active else "already_inactive"
         assert line["status"] == expected

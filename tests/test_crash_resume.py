@@ -54,7 +54,7 @@ def _check_against_truth(badges, report, sandbox, before):
     a clean run would say, except rows that were in doubt at the crash."""
     truth = sandbox.truth()
     assert [int(r["row"]) for r in report] == list(range(1, len(badges) + 1))
-    for badge, line in zip(badges, report):
+    for badge, line in zip(badges, report, strict=True):
         row = int(line["row"])
         state = truth.badges[badge.key]
         status_before, in_doubt = before.get(row, (None, 0))
@@ -165,7 +165,7 @@ def test_one_run_per_directory(tmp_path, crash_setup):
 
 
 def test_resume_refuses_another_input(tmp_path, crash_setup):
-    badges, sandbox = crash_setup
+    badges, _ = crash_setup
     out = tmp_path / "run"
     first = run_cli("run", str(tmp_path / "in.csv"), "--dry-run", "--out", str(out))
     assert first.returncode == 0, first.stderr

@@ -43,7 +43,7 @@ def test_mixed_faults_every_row_has_one_honest_outcome(tmp_path, sandbox_for):
     assert [int(r["row"]) for r in report] == list(range(1, len(badges) + 1))
     truth = sandbox.truth()
     statuses = Counter()
-    for badge, line in zip(badges, report):
+    for badge, line in zip(badges, report, strict=True):
         state = truth.badges[badge.key]
         status = line["status"]
         statuses[status] += 1

@@ -20,7 +20,8 @@ def body(code, message="m"):
         code, message.encode())
 
 
-SUCCESS = b'{"data":{"badgeMetaId":"a","customerId":1,"earnedBadgeId":"b","isActive":false},"errors":[],"warnings":[]}'
+SUCCESS = (b'{"data":{"badgeMetaId":"a","customerId":1,"earnedBadgeId":"b","isActive":false},'
+           b'"errors":[],"warnings":[]}')
 
 
 @pytest.mark.parametrize("status, payload, kind", [
