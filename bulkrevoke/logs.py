@@ -44,7 +44,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self, run_id: str) -> None:
         super().__init__("%(asctime)s %(levelname)s " + run_id + " %(message)s")
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, timezone.utc).isoformat(
             timespec="milliseconds").replace("+00:00", "Z")
 
