@@ -148,6 +148,7 @@ class _Server:
 
     def __init__(self, handler, ssl_context=None):
         self.hits = 0
+        self.hosts = set()
         self._handler = handler
         self._ssl = ssl_context
         self._ready = threading.Event()
@@ -163,6 +164,7 @@ class _Server:
 
         async def handle(request):
             self.hits += 1
+            self.hosts.add(request.headers.get("Host"))
             return await self._handler(request)
 
         app = web.Application()
@@ -206,6 +208,7 @@ def test_redirects_are_not_followed(tmp_path):
                                                      "BULKREVOKE_PASSWORD": "p"})
     assert result.returncode == 1, result.stderr
     assert other.hits == 0 and api.hits == 5
+    assert api.hosts == {f"127.0.0.1:{api.port}"}  # the Host is exactly the configured one
     report = read_report(out)
     assert {(r["status"], r["errorCode"], r["attempts"]) for r in report} == {("failed", "302", "1")}
     assert f"127.0.0.1:{other.port}/steal" in (out / "run.log").read_text()
