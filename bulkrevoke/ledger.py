@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,23 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)
 CREATE TABLE IF NOT EXISTS resumes (at TEXT NOT NULL, rows_in_doubt INTEGER NOT NULL,
                                     rows_pending INTEGER NOT NULL);
 """
-REPORT_QUERY = """
-SELECT row, badge_meta_id, customer_id, identifier_type, earned_badge_id, status, is_active,
-       error_code, error_source, error_message, http_status, attempts, request_id,
-       duplicate_of, completed_at, in_doubt
-FROM rows ORDER BY row
+# The report, rendered by SQLite: a row without a final outcome gets its report-time
+# status here (``would_revoke`` in a dry run, ``not_attempted`` otherwise), so the
+# report is always derived from the ledger and never stored twice.
+_REPORT_VIEW = """
+CREATE TEMP VIEW report AS
+SELECT row, badge_meta_id, {customer} AS customer_id, identifier_type, earned_badge_id,
+       COALESCE(status, {pending_status}) AS status,
+       CASE is_active WHEN 1 THEN 'true' WHEN 0 THEN 'false' END AS is_active,
+       CASE WHEN status IS NULL AND NOT {dry_run} AND in_doubt = 1 THEN 'in_doubt'
+            ELSE error_code END AS error_code,
+       CASE WHEN status IS NULL AND NOT {dry_run} THEN 'run' ELSE error_source END
+           AS error_source,
+       CASE WHEN status IS NULL AND NOT {dry_run} THEN
+                CASE in_doubt WHEN 1 THEN {doubt_message} ELSE {unsent_message} END
+            ELSE error_message END AS error_message,
+       http_status, attempts, request_id, duplicate_of, completed_at
+FROM rows
 """
 
 
@@ -191,10 +203,42 @@ class Ledger:
                 [(k, v) for k, v in counters.items() if v])
 
     # --- reconcile ------------------------------------------------------------------------
-    def report_rows(self, batch: int = 65_536) -> Iterator[list[tuple[Any, ...]]]:
-        cursor = self._db.execute(REPORT_QUERY)
-        while rows := cursor.fetchmany(batch):
-            yield rows
+    def prepare_report(self, *, dry_run: bool, stop_note: str,
+                       mask: Callable[[str, str], str] | None = None) -> None:
+        """Define the ``report`` view this connection reads the report from."""
+        pending = "would_revoke" if dry_run else "not_attempted"
+        customer = "customer_id"
+        if mask is not None:
+            self._db.create_function("mask_pii", 2, mask, deterministic=True)
+            customer = "mask_pii(identifier_type, customer_id)"
+        self._db.execute("DROP VIEW IF EXISTS temp.report")
+        self._db.execute(_REPORT_VIEW.format(
+            customer=customer, pending_status=_sql_text(pending), dry_run=int(dry_run),
+            doubt_message=_sql_text(
+                f"{stop_note} after a request whose answer was lost; --resume will settle it"),
+            unsent_message=_sql_text(f"{stop_note} before this row was sent")))
+
+    def report_cursor(self) -> sqlite3.Cursor:
+        """Report rows in input order, ready for a csv writer."""
+        return self._db.execute("SELECT * FROM temp.report ORDER BY row")
+
+    def report_retry_cursor(self, statuses: Sequence[str]) -> sqlite3.Cursor:
+        """failed.csv's rows: the input's four columns of rows with these statuses."""
+        marks = ",".join("?" * len(statuses))
+        return self._db.execute(
+            "SELECT badge_meta_id, customer_id, earned_badge_id, identifier_type FROM rows "
+            f"WHERE COALESCE(status, 'not_attempted') IN ({marks}) AND valid = 1 ORDER BY row",
+            tuple(statuses))
+
+    def report_counts(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT status, COUNT(*) FROM temp.report GROUP BY status"))
+
+    def report_error_codes(self) -> list[tuple[str, int, str | None]]:
+        """(code, rows, the first row's message) for every error code in the report."""
+        # SQLite takes a bare column's value from the row that MIN() picked: the first row.
+        return [(code, count, message) for code, count, message, _ in self._db.execute(
+            "SELECT error_code, COUNT(*), error_message, MIN(row) FROM temp.report "
+            "WHERE error_code IS NOT NULL AND error_code != '' GROUP BY error_code")]
 
     def row_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
@@ -212,6 +256,11 @@ class Ledger:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _sql_text(value: str) -> str:
+    """A SQL string literal of one of our own constant messages."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class _Transaction:

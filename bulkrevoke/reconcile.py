@@ -9,12 +9,12 @@ byte-identical files.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import json
 import os
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,99 +55,71 @@ class Masker:
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
-    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary.
 
+    SQLite renders the report rows and the csv module writes them, with no Python work
+    per row; the Parquet file is then converted from report.csv by pyarrow's CSV reader
+    with the report's schema, so the two files can't disagree."""
     meta = ledger.meta()
-    dry_run = bool(meta.get("dry_run"))
-    stop_reason = meta.get("stop_reason")
-    schema = report_schema()
-    failed_schema = pa.schema([(name, pa.string()) for name in FAILED_COLUMNS])
-    statuses: Counter[str] = Counter()
-    codes: Counter[str] = Counter()
-    messages: dict[str, str] = {}
-    mask = Masker(pii_key)
+    ledger.prepare_report(dry_run=bool(meta.get("dry_run")),
+                          stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
+                          mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
     temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
-    csv_options = pacsv.WriteOptions(quoting_style="needed")
-    with _private(temps["report.csv"]) as csv_out, _private(temps["failed.csv"]) as failed_out, \
-            _private(temps["report.parquet"]) as parquet_out:
-        report_csv = pacsv.CSVWriter(csv_out, schema, write_options=csv_options)
-        failed_csv = pacsv.CSVWriter(failed_out, failed_schema, write_options=csv_options)
-        parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd")
-        for rows in _rendered(ledger, dry_run=dry_run, stop_reason=stop_reason):
-            columns = list(zip(*rows, strict=True))
-            for status, code, message in zip(columns[5], columns[7], columns[9], strict=True):
-                statuses[status] += 1
-                if code:
-                    codes[code] += 1
-                    if code not in messages and message:
-                        messages[code] = message
-            retry = [r for r in rows if r[5] in _RETRY_VALUES]
-            if retry:
-                failed_csv.write_batch(pa.record_batch(
-                    [pa.array([r[i] for r in retry], pa.string()) for i in (1, 2, 4, 3)],
-                    schema=failed_schema))
-            columns[2] = tuple(mask(t, c) for t, c in zip(columns[3], columns[2], strict=True))
-            batch = pa.record_batch(
-                [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns)],
-                schema=schema)
-            report_csv.write_batch(batch)
-            parquet.write_batch(batch)
-        report_csv.close()
-        failed_csv.close()
-        parquet.close()
+    with _private(temps["report.csv"]) as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows(ledger.report_cursor())
+    with _private(temps["failed.csv"]) as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(FAILED_COLUMNS)
+        writer.writerows(ledger.report_retry_cursor(sorted(_RETRY_VALUES)))
+    _csv_to_parquet(temps["report.csv"], temps["report.parquet"])
     failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
-    summary = build_summary(ledger, meta, statuses, codes, messages,
-                            {name: _sha256(paths[name]) for name in REPORT_FILES})
+    summary = build_summary(ledger, meta, {name: _sha256(paths[name]) for name in REPORT_FILES})
     temp = run_dir / "summary.json.tmp"
     with _private(temp) as out:
-        out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+        out.write(json.dumps(summary, indent=2) + "\n")
     os.replace(temp, run_dir / "summary.json")
     return summary
 
 
+def _csv_to_parquet(source: Path, target: Path) -> None:
+    """Stream report.csv into report.parquet with the report's column types."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    schema = report_schema()
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(block_size=1 << 20),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True,
+            true_values=["true"], false_values=["false"]),
+    )
+    with _private(target):
+        pass  # created private first: Arrow truncates it and keeps the mode
+    with pq.ParquetWriter(str(target), schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
 _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
+_STOP_NOTES = {
+    "auth": "run stopped: authentication failed",
+    "tls": "run stopped: the host's TLS certificate was not trusted",
+    "error_rate": "run stopped: too many rows failed",
+    "signal": "run interrupted",
+}
 
 
-def _rendered(ledger: Ledger, *, dry_run: bool, stop_reason: str | None
-              ) -> Iterator[list[tuple[Any, ...]]]:
-    """Ledger rows as report rows: pending rows get their report-time status."""
-    pending_status = Status.WOULD_REVOKE.value if dry_run else Status.NOT_ATTEMPTED.value
-    why = {
-        "auth": "run stopped: authentication failed",
-        "tls": "run stopped: the host's TLS certificate was not trusted",
-        "error_rate": "run stopped: too many rows failed",
-        "signal": "run interrupted",
-    }.get(stop_reason or "", "run ended")
-    for rows in ledger.report_rows():
-        out = []
-        for r in rows:
-            status, is_active, in_doubt = r[5], r[6], r[15]
-            if status is None:
-                if dry_run:
-                    out.append((*r[:5], pending_status, None, None, None, None, None, 0,
-                                None, None, None))
-                    continue
-                code, message = (
-                    ("in_doubt", f"{why} after a request whose answer was lost; "
-                                 "--resume will settle it") if in_doubt
-                    else (None, f"{why} before this row was sent"))
-                out.append((*r[:5], pending_status, None, code, "run", message, r[10], r[11],
-                            r[12], None, None))
-                continue
-            out.append((*r[:6], None if is_active is None else bool(is_active), *r[7:15]))
-        yield out
-
-
-def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Counter[str],
-                  codes: Counter[str], messages: dict[str, str],
-                  files: dict[str, str]) -> dict[str, Any]:
+def build_summary(ledger: Ledger, meta: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
     counters = ledger.counters()
+    statuses = ledger.report_counts()
+    error_codes = sorted(ledger.report_error_codes(), key=lambda c: (-c[1], c[0]))
     rows = sum(statuses.values())
     send_seconds = counters.get("send_seconds", 0.0)
     requests = int(counters.get("requests", 0))
@@ -160,8 +132,8 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Counter[str],
         "host": meta.get("host"),
         "rows": rows,
         "counts": {s.value: statuses.get(s.value, 0) for s in Status},
-        "errorCodes": dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "errorMessages": {code: messages[code] for code in sorted(messages)},
+        "errorCodes": {code: count for code, count, _ in error_codes},
+        "errorMessages": {code: message for code, _, message in sorted(error_codes) if message},
         "started": meta.get("started"),
         "finished": meta.get("finished"),
         "durationSeconds": round(float(meta.get("duration_seconds") or 0.0), 3),
@@ -179,7 +151,7 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Counter[str],
     }
 
 
-def exit_code(statuses: Counter[str] | dict[str, int], *, dry_run: bool,
+def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
               stop_reason: str | None) -> int:
     """Contract §5, from the report's counts and why the run stopped."""
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
@@ -194,7 +166,7 @@ def exit_code(statuses: Counter[str] | dict[str, int], *, dry_run: bool,
 
 
 class _private:
-    """Open a new file for binary writing, readable by its owner only."""
+    """Open a new text file (UTF-8, no newline translation) readable by its owner only."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -202,7 +174,7 @@ class _private:
     def __enter__(self) -> Any:
         self._path.unlink(missing_ok=True)
         fd = os.open(self._path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        self._file = os.fdopen(fd, "wb")
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         return self._file
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import sqlite3
 from collections import defaultdict
 
 import pytest
@@ -59,7 +60,8 @@ def _engine(ledger, revoker, concurrency=4, **config):
 
 
 def _statuses(ledger):
-    return {r[0]: r[5] for batch in ledger.report_rows() for r in batch}
+    with sqlite3.connect(ledger.path) as db:
+        return dict(db.execute("SELECT row, status FROM rows"))
 
 
 async def test_every_row_gets_one_outcome_and_concurrency_is_bounded(tmp_path):

@@ -42,10 +42,16 @@ def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
         ledger.set_meta(stop_reason="signal", dry_run=False)
         summary = write_reports(ledger, tmp_path)
     lines = (tmp_path / "report.csv").read_text().splitlines()
-    assert lines[1].split(",")[5:8] == ['"revoked"', "false", ""]
-    assert '"not_attempted"' in lines[2] and '"in_doubt"' in lines[2]
-    assert '"not_attempted"' in lines[3] and "before this row was sent" in lines[3]
+    assert lines[1].split(",")[5:8] == ["revoked", "false", ""]
+    assert ",not_attempted,,in_doubt,run," in lines[2]
+    assert ",not_attempted,,,run," in lines[3] and "before this row was sent" in lines[3]
     assert summary["counts"]["not_attempted"] == 2 and summary["exitCode"] == 130
     failed = (tmp_path / "failed.csv").read_text().splitlines()
-    assert failed[0] == '"badgeMetaId","customerId","earnedBadgeId","identifierType"'
+    assert failed[0] == "badgeMetaId,customerId,earnedBadgeId,identifierType"
     assert len(failed) == 3
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "report.parquet")
+    assert table.column("isActive").to_pylist() == [False, None, None]
+    assert table.column("httpStatus").to_pylist() == [200, None, None]
+    assert table.column("errorCode").to_pylist() == [None, "in_doubt", None]
