@@ -36,6 +36,7 @@ from typing import IO, Any, BinaryIO
 
 from .config import FIELDS
 from .errors import InputError
+from .validate import HEX24, quote_short
 
 Row = tuple[str | None, str | None, str | None, str | None]
 REQUIRED = FIELDS[:3]
@@ -49,7 +50,6 @@ MAX_COLUMNS = 10_000
 BATCH_ROWS = 65_536
 BLANK = " \t\r\n"
 _CSV_KINDS = (".csv", ".tsv", ".txt")
-_HEX24 = re.compile(r"[0-9a-fA-F]{24}")
 
 
 @dataclass
@@ -120,7 +120,7 @@ def match_columns(name: str, headers: Sequence[str], mapping: Mapping[str, str])
         if len(found) > 1:
             raise InputError(
                 f"{name}: column {field_name} matches {len(found)} headers "
-                f"({', '.join(_show(headers[i]) for i in found)}); map one with "
+                f"({', '.join(quote_short(headers[i]) for i in found)}); map one with "
                 f"--column {field_name}=HEADER")
         if not found and field_name in REQUIRED:
             raise InputError(_missing_column_message(name, field_name, mapping, headers))
@@ -133,13 +133,13 @@ def _missing_column_message(
 ) -> str:
     # A first line of data instead of headers would put customer ids (PII) into the
     # list of headers below: say what happened without quoting it.
-    if any(_HEX24.fullmatch(h.strip()) for h in headers):
+    if any(HEX24.fullmatch(h.strip()) for h in headers):
         return (f"{name}: the first line holds ids, not headers; add a header line "
                 f"({','.join(REQUIRED)}[,identifierType])")
     wanted = mapping.get(field_name, field_name)
     what = (f"column {wanted!r} (given by --column {field_name}={wanted})"
             if field_name in mapping else f"required column {field_name!r}")
-    shown = ", ".join(_show(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
+    shown = ", ".join(quote_short(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
     message = f"{name}: missing {what}; headers found: {shown}"
     delimiter = _better_delimiter(normalize_header(wanted), headers)
     if delimiter:
@@ -162,11 +162,6 @@ def _better_delimiter(wanted: str, headers: Sequence[str]) -> str | None:
         if any(normalize_header(part) == wanted for part in parts):
             return "tab" if candidate == "\t" else candidate
     return None
-
-
-def _show(text: str, limit: int = 40) -> str:
-    """Quote a header for a message, cut short so one long cell can't flood the line."""
-    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 # --- CSV: opening and the header line -------------------------------------------------------
@@ -243,25 +238,30 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
 def _open_csv(path: Path, name: str, columns: dict[str, str], delimiter: str | None) -> Source:
-    raw = _open_binary(path, name)
-    hashing = _HashingReader(raw)
-    stream: BinaryIO = (
-        gzip.GzipFile(fileobj=hashing, mode="rb") if _is_gzip(path)  # type: ignore[assignment]
-        else io.BufferedReader(hashing, 1 << 20))
-    try:
-        header_bytes, rest = _read_header_line(stream, name)
-        chosen, headers = _parse_header(header_bytes, name, path, delimiter)
-        positions = match_columns(name, headers, columns)
-    except _READ_ERRORS as exc:
-        raw.close()
-        raise InputError(f"{name}: cannot read ({_reason(exc)})") from None
-    except BaseException:
-        raw.close()
-        raise
+    """Read the header now (file-level errors come before anything else), the records
+    later: the file is opened again then, so a source never read holds nothing open."""
+    with _csv_stream(path, name) as (stream, _):
+        header_bytes, _ = _read_header_line(stream, name)
+    chosen, headers = _parse_header(header_bytes, name, path, delimiter)
+    positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="csv", headers=headers)
-    source._batches = _csv_batches(
-        source, raw, hashing, _Prefixed(rest, stream), len(headers), positions, chosen, path)
+    source._batches = _csv_batches(source, path, len(headers), positions, chosen)
     return source
+
+
+@contextlib.contextmanager
+def _csv_stream(path: Path, name: str) -> Iterator[tuple[BinaryIO, _HashingReader]]:
+    """The file's text (unpacked if gzip), and the hash of the bytes on disk read so far."""
+    raw = _open_binary(path, name)
+    try:
+        hashing = _HashingReader(raw)
+        stream: Any = (gzip.GzipFile(fileobj=hashing, mode="rb") if _is_gzip(path)
+                       else io.BufferedReader(hashing, 1 << 20))
+        yield stream, hashing
+    except _READ_ERRORS as exc:
+        raise InputError(f"{name}: cannot read ({_reason(exc)})") from None
+    finally:
+        raw.close()
 
 
 def _open_binary(path: Path, name: str) -> BinaryIO:
@@ -286,13 +286,12 @@ def _is_gzip(path: Path) -> bool:
 # Whole lines of nothing but spaces, tabs and delimiters before the header are skipped.
 _BLANK_LINES = re.compile(rb"(?:[ \t,;|]*(?:\r\n|\r|\n))*")
 _LINE_BREAK = re.compile(rb"[\r\n]")
+_UTF16 = "is UTF-16 text (byte order mark at byte offset 0), not UTF-8; save it as CSV UTF-8"
 _NOT_CSV = {
     b"PK\x03\x04": "is a zip archive (an Excel workbook?), not CSV text; name a workbook .xlsx",
     b"PAR1": "is a Parquet file, not CSV text; name it .parquet",
-    b"\xff\xfe": "is UTF-16 text (byte order mark at byte offset 0), not UTF-8; save it as "
-                 "CSV UTF-8",
-    b"\xfe\xff": "is UTF-16 text (byte order mark at byte offset 0), not UTF-8; save it as "
-                 "CSV UTF-8",
+    codecs.BOM_UTF16_LE: _UTF16,
+    codecs.BOM_UTF16_BE: _UTF16,
 }
 
 
@@ -381,14 +380,7 @@ def _detect_delimiter(header: str) -> str:
 # --- CSV: the records ---------------------------------------------------------------------
 
 def _csv_batches(
-    source: Source,
-    raw: BinaryIO,
-    hashing: _HashingReader,
-    rest: io.RawIOBase,
-    width: int,
-    positions: list[int | None],
-    delimiter: str,
-    path: Path,
+    source: Source, path: Path, width: int, positions: list[int | None], delimiter: str
 ) -> Iterator[list[Row]]:
     import pyarrow as pa
 
@@ -403,19 +395,18 @@ def _csv_batches(
         failed = True
         return "error"
 
-    try:
-        for batch in _arrow_csv_reader(rest, width, delimiter, on_invalid_row):
-            columns = _without_blank_records(batch, wanted)
-            if columns[0]:
-                yield _rows_from_columns(columns, take)
+    with _csv_stream(path, source.name) as (stream, hashing):
+        _, rest = _read_header_line(stream, source.name)
+        try:
+            for batch in _arrow_csv_reader(_Prefixed(rest, stream), width, delimiter,
+                                           on_invalid_row):
+                columns = _without_blank_records(batch, wanted)
+                if columns[0]:
+                    yield _rows_from_columns(columns, take)
+        except pa.ArrowInvalid as exc:
+            raise _csv_error(source.name, str(exc), failed, path, delimiter, width) from None
         hashing.drain()
         source.sha256 = hashing.digest.hexdigest()
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(source.name, str(exc), failed, path, delimiter, width) from None
-    except _READ_ERRORS as exc:
-        raise InputError(f"{source.name}: cannot read ({_reason(exc)})") from None
-    finally:
-        raw.close()
 
 
 def _arrow_csv_reader(
@@ -495,11 +486,12 @@ def _first_bad_record(path: Path, delimiter: str, width: int) -> tuple[int, int,
     operator needs a line number to open in an editor. Python's csv splits records the
     way pyarrow does (same quoting rules), and counts lines as it goes."""
     record, line = 0, 1
-    # The field size limit is process-wide: raised to pyarrow's limit for this read only.
+    # Neither a field nor a line may outgrow pyarrow's limit here either, or a 50 MB line
+    # would be read whole. The field size limit is process-wide: set for this read only.
     old_limit = csv.field_size_limit(BLOCK_SIZE)
     try:
         with _reopen_text(path) as text:
-            reader = csv.reader(text, delimiter=delimiter)
+            reader = csv.reader(_bounded_lines(text), delimiter=delimiter)
             header_seen = False
             for fields in reader:
                 if all(not f.strip(BLANK) for f in fields):
@@ -522,29 +514,39 @@ def _first_bad_record(path: Path, delimiter: str, width: int) -> tuple[int, int,
     return None
 
 
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    while line := text.readline(BLOCK_SIZE + 1):
+        if len(line) > BLOCK_SIZE:
+            raise csv.Error("a line longer than a block")
+        yield line
+
+
 def _reopen_text(path: Path) -> IO[str]:
-    binary: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
+    # Closed by the caller's with block (closing the wrapper closes the file).
+    binary: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # noqa: SIM115
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _utf8_error_message(name: str, path: Path) -> str:
     """Find the first byte that is not UTF-8 (only on the error path: a second read)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    opener: Any = gzip.open if _is_gzip(path) else open
-    unpacked = " of the unpacked text" if _is_gzip(path) else ""
+    offset = 0  # of the chunk about to be read
+    gzipped = _is_gzip(path)
+    opener: Any = gzip.open if gzipped else open
     try:
         with opener(path, "rb") as stream:
             while True:
                 chunk = stream.read(1 << 20)
+                # The decoder holds back the start of a sequence cut by the chunk's end;
+                # an error's position counts from those bytes.
+                held = decoder.getstate()[0]
                 try:
                     decoder.decode(chunk, final=not chunk)
                 except UnicodeDecodeError as exc:
-                    # The decoder may still hold the start of a sequence from the last chunk.
-                    pending = len(decoder.getstate()[0]) if exc.start == 0 else 0
-                    bad = chunk[exc.start] if exc.start < len(chunk) else 0
-                    return (f"{name}: not UTF-8 text (invalid byte 0x{bad:02x} at byte offset "
-                            f"{offset + exc.start - pending:,}{unpacked}); save the file as "
+                    data = held + chunk
+                    return (f"{name}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at "
+                            f"byte offset {offset - len(held) + exc.start:,}"
+                            f"{' of the unpacked text' if gzipped else ''}); save the file as "
                             "UTF-8")
                 if not chunk:
                     break
@@ -557,7 +559,7 @@ def _utf8_error_message(name: str, path: Path) -> str:
 def _rows_from_columns(columns: list[list[Any]], take: list[int | None]) -> list[Row]:
     none: list[None] = [None] * (len(columns[0]) if columns else 0)
     picked = [columns[t] if t is not None else none for t in take]
-    return list(zip(*picked))  # type: ignore[arg-type]
+    return list(zip(*picked, strict=True))
 
 
 # --- Parquet, DataFrame -------------------------------------------------------------------
@@ -663,7 +665,7 @@ def _open_dataframe(frame: Any, columns: dict[str, str]) -> Source:
         raise InputError(f"{name}: cannot convert the frame ({_reason(exc)})") from None
     for column in table.schema:
         _check_arrow_type(name, column.name, column.type)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(selected, index=False).values.tobytes())
+    digest = hashlib.sha256(pd.util.hash_pandas_object(selected, index=False).to_numpy().tobytes())
     source = Source(name=name, kind="dataframe", headers=headers, sha256=digest.hexdigest())
     source._batches = (_arrow_rows(b, wanted) for b in table.to_batches(BATCH_ROWS))
     return source
@@ -685,62 +687,66 @@ def cell_text(value: Any) -> str | None:
 def _open_excel(path: Path, columns: dict[str, str]) -> Source:
     name = str(path)
     try:
-        import openpyxl
+        import openpyxl  # noqa: F401 - only to say what to install when it is missing
     except ImportError:
         raise InputError(
             f"{name}: reading .xlsx needs the excel extra: pip install 'bulkrevoke[excel]'"
         ) from None
+    with _sheet_rows(path, name) as rows:
+        headers = next((_cells(v) for v in rows if not _blank_cells(v)), [])
+    if not headers:
+        raise InputError(f"{name}: the first sheet is empty (no header row)")
+    positions = match_columns(name, headers, columns)
+    source = Source(name=name, kind="xlsx", headers=headers, sha256=file_sha256(path))
+    source._batches = _excel_batches(path, name, positions)
+    return source
+
+
+@contextlib.contextmanager
+def _sheet_rows(path: Path, name: str) -> Iterator[Iterator[tuple[Any, ...]]]:
+    """The first sheet's rows, read-only, with openpyxl's errors turned into InputError and
+    its warnings silenced (they would break the CLI's one-line stderr)."""
+    import openpyxl
+
     try:
-        with _quiet():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a bad file
         raise InputError(f"{name}: not a readable .xlsx file ({type(exc).__name__})") from None
     try:
-        with _quiet():
-            rows = book.worksheets[0].iter_rows(values_only=True)
-            headers = next((_cells(v) for v in rows if not _blank_cells(v)), [])
-        if not headers:
-            raise InputError(f"{name}: the first sheet is empty (no header row)")
-        positions = match_columns(name, headers, columns)
-    except Exception as exc:
-        book.close()
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{name}: not a readable .xlsx file ({type(exc).__name__})") from None
-    source = Source(name=name, kind="xlsx", headers=headers, sha256=file_sha256(path))
-    source._batches = _excel_batches(name, book, rows, positions)
-    return source
-
-
-def _excel_batches(name: str, book: Any, rows: Iterator[tuple[Any, ...]],
-                   positions: list[int | None]) -> Iterator[list[Row]]:
-    try:
-        while True:
-            # Read a batch with openpyxl's warnings silenced (they would break the CLI's
-            # one-line stderr), and yield it outside that block.
-            try:
-                with _quiet():
-                    batch = _excel_batch(rows, positions)
-            except Exception as exc:
-                raise InputError(f"{name}: cannot read ({type(exc).__name__})") from None
-            if not batch:
-                return
-            yield batch
+        yield _quiet_rows(book.worksheets[0].iter_rows(values_only=True), name)
     finally:
         book.close()
 
 
-def _excel_batch(rows: Iterator[tuple[Any, ...]], positions: list[int | None]) -> list[Row]:
-    batch: list[Row] = []
-    for values in rows:
-        if _blank_cells(values):
-            continue
-        cells = [cell_text(values[p]) if p is not None and p < len(values) else None
-                 for p in positions]
-        batch.append((cells[0], cells[1], cells[2], cells[3]))
-        if len(batch) >= BATCH_ROWS:
-            break
-    return batch
+def _quiet_rows(rows: Iterator[tuple[Any, ...]], name: str) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = next(rows, None)
+        except Exception as exc:
+            raise InputError(f"{name}: cannot read ({type(exc).__name__})") from None
+        if values is None:
+            return
+        yield values
+
+
+def _excel_batches(path: Path, name: str, positions: list[int | None]) -> Iterator[list[Row]]:
+    with _sheet_rows(path, name) as rows:
+        records = (v for v in rows if not _blank_cells(v))
+        next(records, None)  # the header row, read when the source was opened
+        batch: list[Row] = []
+        for values in records:
+            cells = [cell_text(values[p]) if p is not None and p < len(values) else None
+                     for p in positions]
+            batch.append((cells[0], cells[1], cells[2], cells[3]))
+            if len(batch) >= BATCH_ROWS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def _cells(values: tuple[Any, ...]) -> list[str]:
@@ -749,10 +755,3 @@ def _cells(values: tuple[Any, ...]) -> list[str]:
 
 def _blank_cells(values: tuple[Any, ...]) -> bool:
     return all(v is None or not str(v).strip(BLANK) for v in values)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
