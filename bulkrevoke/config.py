@@ -202,9 +202,15 @@ def parse_identifier(value: str) -> str:
 _IDENTIFIER_LOOKUP = {t.lower(): t for t in IDENTIFIER_TYPES}
 
 
+def squash(name: str) -> str:
+    """How names are compared (CONTRACT §3): case-insensitively, ignoring ``_``, ``-`` and
+    white space, so ``badge_meta_id`` matches ``badgeMetaId``."""
+    return re.sub(r"[\s_-]", "", name).lower()
+
+
 def canonical_identifier(value: str) -> str | None:
     """``"Email"``, ``"external_id"`` → the contract's spelling, or None if unknown."""
-    return _IDENTIFIER_LOOKUP.get(re.sub(r"[\s_-]", "", value).lower())
+    return _IDENTIFIER_LOOKUP.get(squash(value))
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

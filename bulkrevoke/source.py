@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import FIELDS
+from .config import FIELDS, squash
 from .errors import InputError
 from .validate import HEX24, quote_short
 
@@ -106,7 +105,7 @@ def open_source(
 # --- header matching ----------------------------------------------------------------------
 
 def normalize_header(header: str) -> str:
-    return re.sub(r"[\s_-]", "", header.lstrip("\ufeff")).lower()
+    return squash(header.lstrip("\ufeff"))
 
 
 def match_columns(name: str, headers: Sequence[str], mapping: Mapping[str, str]) -> list[int | None]:
