@@ -22,6 +22,7 @@ from ._version import __version__
 from .failpoints import failpoint
 from .ledger import Ledger
 from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
+from .source import file_sha256
 
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
@@ -78,7 +79,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
-    summary = build_summary(ledger, meta, {name: _sha256(paths[name]) for name in REPORT_FILES})
+    summary = build_summary(ledger, meta, {name: file_sha256(paths[name]) for name in REPORT_FILES})
     temp = run_dir / "summary.json.tmp"
     with _private(temp) as out:
         out.write(json.dumps(summary, indent=2) + "\n")
@@ -179,11 +180,3 @@ class _private:
 
     def __exit__(self, *exc: object) -> None:
         self._file.close()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
