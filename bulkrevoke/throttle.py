@@ -1,8 +1,9 @@
 """The client-side rate limit, shared by every worker.
 
-* A smooth schedule from aiolimiter: a bucket holding one and a half requests' worth,
-  leaking at the rate, so there is no start-up burst and no one-second window ever holds
-  more than ``rate + 1`` requests (a window of T seconds holds at most 1.5 + rate·T).
+* A smooth schedule from aiolimiter: a bucket holding 1.5 requests' worth, leaking at
+  the rate, and taken full by the first request, so there is no start-up burst and no
+  one-second window ever holds more than ``rate + 1`` requests (a window of T seconds
+  holds at most 1.5 + rate·T).
 * A shared pause: a 429 (or 503) with ``Retry-After`` stops *every* worker until then.
 * Adaptive rate, in the spirit of AWS SDKs' adaptive retry mode: each throttled answer
   halves the rate (down to a floor); the rate then climbs back linearly to ``--rate``.
@@ -17,8 +18,9 @@ from aiolimiter import AsyncLimiter
 from .config import RateLimit
 
 #: Bucket capacity in requests. Above one, so that a waiter the event loop wakes late (by
-#: up to half an interval) does not lose its slot and the achieved rate stays at --rate;
-#: below two, so that a one-second window never holds more than rate + 1 requests.
+#: up to half an interval: a millisecond is common on a busy machine) does not lose its
+#: slot and the achieved rate stays at --rate; below two, so that a one-second window
+#: never holds more than rate + 1.
 CAPACITY = 1.5
 #: Multiplicative decrease on a throttled answer, and the floor as a share of --rate.
 DECREASE = 0.5
@@ -32,6 +34,7 @@ class Throttle:
         self.max_rate = rate.per_second
         self._rate = rate.per_second
         self._limiter = self._new_limiter(self._rate)
+        self._fresh = True  # the next acquisition fills the bucket: no burst at start
         self._pause_until = 0.0
         self._last_decrease_at = 0.0
         self._rate_at_decrease: float = self._rate or 0.0
@@ -64,7 +67,8 @@ class Throttle:
             limiter = self._limiter
             if limiter is None:
                 return
-            await limiter.acquire()
+            amount, self._fresh = (CAPACITY if self._fresh else 1.0), False
+            await limiter.acquire(amount)
             # A pause or a rate change that began while we queued takes precedence.
             if limiter is self._limiter and loop_time() >= self._pause_until:
                 return
@@ -102,3 +106,4 @@ class Throttle:
     def _set_rate(self, rate: float) -> None:
         self._rate = rate
         self._limiter = self._new_limiter(rate)
+        self._fresh = True
