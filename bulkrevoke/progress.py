@@ -31,9 +31,10 @@ class Progress:
         self.counts: Counter[str] = Counter()
         self.throttled = 0
 
-    def start(self, phase: str, total: int) -> None:
+    def start(self, phase: str, total: int | None) -> None:
+        """Begin a phase; *total* is None where it isn't known (ingest reads a stream)."""
         self.close()
-        self._phase, self._total, self._done = phase, total, 0
+        self._phase, self._total, self._done = phase, total or 0, 0
         self._started = time.monotonic()
         self._next_log = self._started + self._log_every
         self.counts.clear()
@@ -69,8 +70,8 @@ class Progress:
     def _log_line(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = self._done / elapsed
-        left = (self._total - self._done) / rate if rate > 0 else float("inf")
-        eta = f"{left:.0f}s" if left != float("inf") else "?"
+        left = (self._total - self._done) / rate if rate > 0 and self._total else None
+        eta = "?" if left is None else f"{left:.0f}s"
         log.info("progress %s: %d/%d rows, %.1f rows/s, eta %s, %s", self._phase, self._done,
                  self._total, rate, eta, self.postfix(),
                  extra={"phase": self._phase, "done": self._done, "total": self._total})
@@ -78,7 +79,8 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(self.postfix(), refresh=True) if self._phase == "send" else None
+            if self._phase == "send":
+                self._bar.set_postfix_str(self.postfix(), refresh=True)
             self._bar.close()
             self._bar = None
 

@@ -136,7 +136,7 @@ def _ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress
     ledger.reset_rows()
     source = open_source(config.source, columns=config.columns, delimiter=config.delimiter,
                          spool_dir=run_dir)
-    progress.start("ingest", 0)
+    progress.start("ingest", None)
     row = 0
     for batch in source.batches():
         records: list[IngestRecord] = []
