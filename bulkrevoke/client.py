@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._version import __version__
 from .auth import OAuthTokens, TokenUnavailable, basic_authorization
 from .config import Credentials
 from .ledger import PendingRow
@@ -150,7 +151,8 @@ class CapillaryClient:
     def __init__(self, base_url: str, credentials: Credentials, *, timeout: float,
                  concurrency: int, ca_bundle: Path | None = None) -> None:
         self._base_url = base_url
-        self._url = base_url + REVOKE_PATH
+        self._url_text = base_url + REVOKE_PATH
+        self._url: Any = None
         self._credentials = credentials
         self._timeout = timeout
         self._concurrency = concurrency
@@ -159,27 +161,36 @@ class CapillaryClient:
         self._tokens = (OAuthTokens(base_url, credentials.client_key or "",
                                     credentials.client_secret or "")
                         if credentials.uses_oauth else None)
-        self._headers: dict[str, dict[str, str]] = {}
+        self._headers: dict[str, Any] = {}
 
     async def __aenter__(self) -> CapillaryClient:
         import aiohttp
 
-        context = ssl.create_default_context()
-        if self._ca_bundle is not None:
-            context.load_verify_locations(cafile=str(self._ca_bundle))
+        context: ssl.SSLContext | bool = True
+        if self._url_text.startswith("https:"):
+            # Verification always on; loading the system's CA store is costly, so it is
+            # done only when the host speaks TLS (plain http is loopback-only anyway).
+            context = ssl.create_default_context()
+            if self._ca_bundle is not None:
+                context.load_verify_locations(cafile=str(self._ca_bundle))
+        from multidict import CIMultiDict
+        from yarl import URL
+
         connector = aiohttp.TCPConnector(limit=self._concurrency + 1, ssl=context)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout, connect=min(self._timeout, 10.0)),
-            skip_auto_headers=("User-Agent",),
-            headers={"User-Agent": "bulkrevoke"},
+            # No cookies: the API needs none, and a jar costs work on every request.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
-        base = {"Content-Type": "application/json", "Accept": "application/json"}
+        self._url = URL(self._url_text)  # parsed once, not per request
+        base = {"Content-Type": "application/json", "Accept": "application/json",
+                "User-Agent": f"bulkrevoke/{__version__}"}
         if self._credentials.uses_basic and self._tokens is None:
             base["Authorization"] = basic_authorization(
                 self._credentials.username or "", self._credentials.password or "")
         self._headers = {
-            kind: base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind}
+            kind: CIMultiDict(base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind})
             for kind in ("id", "mobile", "email", "externalId", "cardNumber")
         }
         return self
