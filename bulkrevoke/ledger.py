@@ -223,12 +223,13 @@ class Ledger:
         return self._db.execute("SELECT * FROM temp.report ORDER BY row")
 
     def report_retry_cursor(self, statuses: Sequence[str]) -> sqlite3.Cursor:
-        """failed.csv's rows: the input's four columns of rows with these statuses."""
+        """failed.csv's rows: the input's four columns of report rows with these statuses
+        (read from the ``report`` view, so a dry run's pending rows are ``would_revoke``)."""
         marks = ",".join("?" * len(statuses))
         return self._db.execute(
-            "SELECT badge_meta_id, customer_id, earned_badge_id, identifier_type FROM rows "
-            f"WHERE COALESCE(status, 'not_attempted') IN ({marks}) AND valid = 1 ORDER BY row",
-            tuple(statuses))
+            "SELECT r.badge_meta_id, r.customer_id, r.earned_badge_id, r.identifier_type "
+            "FROM rows AS r JOIN temp.report AS report ON report.row = r.row "
+            f"WHERE report.status IN ({marks}) ORDER BY r.row", tuple(statuses))
 
     def report_counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT status, COUNT(*) FROM temp.report GROUP BY status"))

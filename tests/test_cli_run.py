@@ -133,6 +133,9 @@ def test_stdin_input_and_dry_run(tmp_path):
     assert result.returncode == 1, result.stderr  # invalid rows in a dry run: exit 1
     counts = Counter(r["status"] for r in read_report(out))
     assert counts == {"would_revoke": 29, "duplicate": 2, "invalid": 7}
+    # Nothing failed and nothing was left unsent: failed.csv holds its header only.
+    assert (out / "failed.csv").read_text().splitlines() == [
+        "badgeMetaId,customerId,earnedBadgeId,identifierType"]
     assert not list(out.glob("stdin-*")), "the spooled copy of stdin is removed"
 
 
