@@ -14,8 +14,7 @@ check a client's report: which badges it really revoked and which answers were l
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bulkrevoke._lazy import lazy_exports
 
 __all__ = [
     "NO_FAULTS",
@@ -43,14 +42,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'bulkrevoke.sandbox' has no attribute {name!r}")
-    value = getattr(import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _HOMES)
