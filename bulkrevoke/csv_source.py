@@ -287,7 +287,11 @@ def _arrow_csv_reader(
     try:
         reader = pacsv.open_csv(
             pa.PythonFile(io.BufferedReader(rest, 1 << 20), mode="r"),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
+            # No reader threads: they would pull from a Python file object (the hashing
+            # stream) anyway, and a reader left behind by an input error must not have a
+            # thread running when the interpreter exits (C++ aborts the process then).
+            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE,
+                                           use_threads=False),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True,
                 invalid_row_handler=on_invalid_row),
@@ -299,7 +303,13 @@ def _arrow_csv_reader(
         if "Empty CSV file" in str(exc):
             return  # nothing after the header: a file with no records
         raise
-    yield from reader
+    try:
+        yield from reader
+    finally:
+        # Release the reader now, on an error too, rather than when a traceback that
+        # still holds this frame is collected at interpreter exit.
+        reader.close()
+        del reader
 
 
 def _without_blank_records(batch: Any, wanted: list[int]) -> list[list[str]]:
