@@ -199,10 +199,6 @@ class CapillaryClient:
         if self._session is not None:
             await self._session.close()
 
-    @property
-    def token_renewals(self) -> int:
-        return 0 if self._tokens is None else self._tokens.renewals
-
     async def revoke_earned_badge(self, row: PendingRow) -> Reply:
         # customerId is a JSON number for type id (validated as digits), a string otherwise.
         customer = (str(int(row.customer_id)) if row.identifier_type == "id"

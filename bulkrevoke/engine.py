@@ -17,9 +17,9 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .client import Reply, ReplyKind, Revoker
@@ -53,7 +53,6 @@ class SendStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
 
 
 class Engine:
@@ -221,7 +220,6 @@ class Engine:
 
     def _finish(self, row: PendingRow, outcome: Outcome) -> None:
         self._journal.append((row.row, outcome))
-        self.stats.statuses[outcome.status.value] += 1
         if outcome.status in (Status.FAILED, Status.INVALID) and outcome.error_source is not None:
             log.warning("row %d %s: %s %s", row.row, outcome.status.value, outcome.error_code,
                         outcome.error_message or "")

@@ -1,7 +1,8 @@
 """Named points where a run can be made to die on purpose, to prove crash safety.
 
 Setting ``BULKREVOKE_FAILPOINT=<name>`` makes the process kill itself with SIGKILL when
-it reaches that point: no cleanup, no flush, exactly like an OOM kill or a pulled plug.
+it reaches that point (``after-ingest``, ``before-report-rename``): no cleanup, no flush,
+exactly like an OOM kill or a pulled plug.
 Unset (always, in real use), a failpoint costs one dictionary lookup.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-
-POINTS = ("after-ingest", "before-report-rename")
 
 
 def failpoint(name: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .outcome import Outcome, Status
+from .outcome import Outcome
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -241,12 +241,6 @@ class Ledger:
             "SELECT error_code, COUNT(*), error_message, MIN(row) FROM temp.report "
             "WHERE error_code IS NOT NULL AND error_code != '' GROUP BY error_code")]
 
-    def row_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
-
-    def status_counts(self) -> dict[str | None, int]:
-        return dict(self._db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
-
     def in_doubt_count(self) -> int:
         return int(self._db.execute(
             "SELECT COUNT(*) FROM rows WHERE in_doubt = 1 AND status IS NULL").fetchone()[0])
@@ -275,7 +269,3 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-FINAL_STATUSES = frozenset(s.value for s in Status) - {Status.NOT_ATTEMPTED.value,
-                                                        Status.WOULD_REVOKE.value}

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .rundir import LOG
+
 LOGGER = "bulkrevoke"
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -56,7 +58,7 @@ def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
     logger = logging.getLogger(LOGGER)
     formatter: logging.Formatter = (
         JsonFormatter(run_id) if log_format == "json" else TextFormatter(run_id))
-    path = run_dir / "run.log"
+    path = run_dir / LOG
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     file_handler = logging.FileHandler(path, encoding="utf-8")

@@ -98,8 +98,9 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
         _ingest(config, ledger, run_dir, progress)
         failpoint("after-ingest")
     stop_message = ""
-    if not config.dry_run and ledger.pending_count():
-        stop_message = await _send(config, ledger, progress, install_signal_handlers)
+    pending = 0 if config.dry_run else ledger.pending_count()
+    if pending:
+        stop_message = await _send(config, ledger, pending, progress, install_signal_handlers)
     finished = datetime.now(timezone.utc)
     ledger.set_meta(finished=_iso(finished),
                     duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0)
@@ -159,7 +160,7 @@ def _ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress
              duplicates, source.sha256)
 
 
-async def _send(config: RunConfig, ledger: Ledger, progress: Progress,
+async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progress,
                 install_signal_handlers: bool) -> str:
     started = time.monotonic()
     async with _api_target(config) as (base_url, credentials):
@@ -176,8 +177,8 @@ async def _send(config: RunConfig, ledger: Ledger, progress: Progress,
                 progress.outcome(outcome)
 
             engine = Engine(ledger, client, throttle, config, on_outcome=on_outcome)
-            progress.start("send", ledger.pending_count())
-            log.info("sending %d rows to %s at %s with %d workers", ledger.pending_count(),
+            progress.start("send", pending)
+            log.info("sending %d rows to %s at %s with %d workers", pending,
                      _host_label(config), config.rate, config.concurrency)
             with _signals(engine, install_signal_handlers):
                 await engine.run()

@@ -39,7 +39,6 @@ class Throttle:
         self._last_decrease_at = 0.0
         self._rate_at_decrease: float = self._rate or 0.0
         self.throttled = 0
-        self.paused_seconds = 0.0
 
     @property
     def current_rate(self) -> float | None:
@@ -79,9 +78,7 @@ class Throttle:
         now = asyncio.get_running_loop().time()
         if retry_after is not None:
             until = now + min(retry_after, cap)
-            if until > self._pause_until:
-                self.paused_seconds += until - max(now, self._pause_until)
-                self._pause_until = until
+            self._pause_until = max(self._pause_until, until)
         if self.max_rate is None or now - self._last_decrease_at < 0.1:
             return  # one answer of a burst of 429s counts once
         self._rate_at_decrease = max((self._rate or self.max_rate) * DECREASE, self.max_rate * FLOOR)
