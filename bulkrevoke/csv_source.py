@@ -3,6 +3,12 @@
 The header line is read here (BOM, delimiter detection, quoting), the records by
 pyarrow's streaming reader with every column typed as text; the input is hashed as it
 is read. On the error path only, the file is read again to say where a bad record is.
+
+pyarrow reads the records from the file itself, never through a Python file object: its
+reader reads ahead on a thread of its own, and a read still pending when an input error
+abandons the reader must not call into Python (with the interpreter stopping, or
+tracemalloc being switched off, that crashes the process). A gzip file is therefore
+unpacked to a private spool file first, hashed as it is unpacked.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class _HashingReader(io.RawIOBase):
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
+        self._drained = False
 
     def readable(self) -> bool:
         return True
@@ -54,30 +61,16 @@ class _HashingReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def step(self) -> None:
+        """Hash the next block of the file (to keep pace with a reader of the text)."""
+        if not self._drained:
+            self.digest.update(self._raw.read(BLOCK_SIZE))
+
     def drain(self) -> None:
-        while chunk := self._raw.read(1 << 20):
-            self.digest.update(chunk)
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream that first returns *prefix*, then the rest of *stream*."""
-
-    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
-        self._prefix = prefix
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        if not self._drained:
+            while chunk := self._raw.read(1 << 20):
+                self.digest.update(chunk)
+            self._drained = True
 
 
 def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path | None) -> Source:
@@ -90,7 +83,7 @@ def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path |
     try:
         with spool:
             shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
-        source = open_csv(spool_path, "<stdin>", columns, delimiter)
+        source = open_csv(spool_path, "<stdin>", columns, delimiter, spool_dir)
     except BaseException:
         spool_path.unlink(missing_ok=True)
         raise
@@ -109,15 +102,19 @@ def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path |
 _READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
 
-def open_csv(path: Path, name: str, columns: dict[str, str], delimiter: str | None) -> Source:
+def open_csv(
+    path: Path, name: str, columns: dict[str, str], delimiter: str | None,
+    spool_dir: Path | None = None,
+) -> Source:
     """Read the header now (file-level errors come before anything else), the records
     later: the file is opened again then, so a source never read holds nothing open."""
     with _csv_stream(path, name) as (stream, _):
-        header_bytes, _ = _read_header_line(stream, name)
+        header_bytes, records_start = _read_header_line(stream, name)
     chosen, headers = _parse_header(header_bytes, name, path, delimiter)
     positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="csv", headers=headers)
-    source._batches = _csv_batches(source, path, len(headers), positions, chosen)
+    source._batches = _csv_batches(source, path, spool_dir, records_start, len(headers),
+                                   positions, chosen)
     return source
 
 
@@ -162,24 +159,27 @@ _NOT_CSV = {
 }
 
 
-def _read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, bytes]:
-    """The first line that is not blank (BOM removed), and the bytes read past it.
+def _read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, int]:
+    """The first line that is not blank (BOM removed), and the offset in the text where
+    the records start, just past its line break.
 
     The line ends at the first line break outside double quotes, so a quoted header
     holding a line break stays one header."""
-    buffer = _read_start(stream, name)
+    buffer, skipped = _read_start(stream, name)
     eof = False
     while True:
-        match = _BLANK_LINES.match(buffer)
-        buffer = buffer[match.end():] if match else buffer
+        blank = _BLANK_LINES.match(buffer)
+        if blank and blank.end():
+            buffer = buffer[blank.end():]
+            skipped += blank.end()
         end = _line_end(buffer)
         if end >= 0:
             after = end + (2 if buffer[end:end + 2] == b"\r\n" else 1)
-            return buffer[:end], buffer[after:]
+            return buffer[:end], skipped + after
         if eof:
             if buffer.count(b'"') % 2:
                 raise InputError(f"{name}: the header line has an unclosed double quote")
-            return (buffer if buffer.strip(b" \t\r\n,;|") else b""), b""
+            return (buffer if buffer.strip(b" \t\r\n,;|") else b""), skipped + len(buffer)
         if len(buffer) > MAX_HEADER_BYTES:
             raise InputError(
                 f"{name}: the header line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
@@ -189,15 +189,17 @@ def _read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, bytes]:
         buffer += chunk
 
 
-def _read_start(stream: BinaryIO, name: str) -> bytes:
-    """The first bytes of the text, without a UTF-8 BOM; refuses what is clearly not CSV."""
+def _read_start(stream: BinaryIO, name: str) -> tuple[bytes, int]:
+    """The first bytes of the text without a UTF-8 BOM, and the BOM's length; refuses
+    what is clearly not CSV."""
     start = stream.read(64 << 10)
     while len(start) < 4 and (more := stream.read(64 << 10)):
         start += more
     for magic, problem in _NOT_CSV.items():
         if start.startswith(magic):
             raise InputError(f"{name}: {problem}")
-    return start[3:] if start.startswith(codecs.BOM_UTF8) else start
+    bom = len(codecs.BOM_UTF8) if start.startswith(codecs.BOM_UTF8) else 0
+    return start[bom:], bom
 
 
 def _line_end(data: bytes) -> int:
@@ -247,7 +249,8 @@ def _detect_delimiter(header: str) -> str:
 # --- CSV: the records ---------------------------------------------------------------------
 
 def _csv_batches(
-    source: Source, path: Path, width: int, positions: list[int | None], delimiter: str
+    source: Source, path: Path, spool_dir: Path | None, records_start: int, width: int,
+    positions: list[int | None], delimiter: str,
 ) -> Iterator[list[Row]]:
     import pyarrow as pa
 
@@ -262,11 +265,11 @@ def _csv_batches(
         failed = True
         return "error"
 
-    with _csv_stream(path, source.name) as (stream, hashing):
-        _, rest = _read_header_line(stream, source.name)
+    with _plain_text(path, source.name, spool_dir) as (text_path, hashing):
         try:
-            for batch in _arrow_csv_reader(_Prefixed(rest, stream), width, delimiter,
+            for batch in _arrow_csv_reader(text_path, records_start, width, delimiter,
                                            on_invalid_row):
+                hashing.step()
                 columns = _without_blank_records(batch, wanted)
                 if columns[0]:
                     yield rows_from_columns(columns, take)
@@ -276,20 +279,48 @@ def _csv_batches(
         source.sha256 = hashing.digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _plain_text(
+    path: Path, name: str, spool_dir: Path | None
+) -> Iterator[tuple[Path, _HashingReader]]:
+    """The file as plain text on disk, and the hash of the file's bytes.
+
+    A plain file is itself, hashed a block per batch as the records are read. A gzip file
+    is unpacked to a private spool file (removed afterwards) and hashed as it is unpacked."""
+    if not _is_gzip(path):
+        with _open_binary(path, name) as raw:
+            yield path, _HashingReader(raw)
+        return
+    import tempfile
+
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - removed in the finally below
+        prefix="unpacked-", suffix=".csv", dir=spool_dir, delete=False)
+    spool_path = Path(spool.name)
+    try:
+        with spool, _csv_stream(path, name) as (text, hashing):
+            shutil.copyfileobj(text, spool, 1 << 20)
+            hashing.drain()
+        yield spool_path, hashing
+    finally:
+        spool_path.unlink(missing_ok=True)
+
+
 def _arrow_csv_reader(
-    rest: io.RawIOBase, width: int, delimiter: str, on_invalid_row: Any
+    text_path: Path, records_start: int, width: int, delimiter: str, on_invalid_row: Any
 ) -> Iterator[Any]:
     """pyarrow's streaming reader over the records after the header, every column text."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    # Opened by pyarrow and never closed from here: a read still pending on pyarrow's
+    # thread holds the file until it is done, and the file is closed when the last holder
+    # lets go.
+    stream = pa.OSFile(str(text_path))
+    stream.seek(records_start)
     names = [f"c{i}" for i in range(width)]
     try:
         reader = pacsv.open_csv(
-            pa.PythonFile(io.BufferedReader(rest, 1 << 20), mode="r"),
-            # No reader threads: they would pull from a Python file object (the hashing
-            # stream) anyway, and a reader left behind by an input error must not have a
-            # thread running when the interpreter exits (C++ aborts the process then).
+            stream,
             read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE,
                                            use_threads=False),
             parse_options=pacsv.ParseOptions(
@@ -303,11 +334,12 @@ def _arrow_csv_reader(
         if "Empty CSV file" in str(exc):
             return  # nothing after the header: a file with no records
         raise
+    finally:
+        del stream
     try:
         yield from reader
     finally:
-        # Release the reader now, on an error too, rather than when a traceback that
-        # still holds this frame is collected at interpreter exit.
+        # Released now, on an error too, not when the traceback holding this frame is.
         reader.close()
         del reader
 

@@ -64,7 +64,10 @@ def open_source(
     delimiter: str | None = None,
     spool_dir: Path | None = None,
 ) -> Source:
-    """Open *source* (a path, ``"-"`` for stdin, or a pandas DataFrame) for streaming."""
+    """Open *source* (a path, ``"-"`` for stdin, or a pandas DataFrame) for streaming.
+
+    Standard input and the unpacked text of a gzip file are spooled, while they are read,
+    to a private file in *spool_dir* (the system's temporary directory if None)."""
     columns = dict(columns or {})
     # Each reader is imported when needed: a CSV run never loads openpyxl, and an import
     # of this module stays cheap.
@@ -96,7 +99,7 @@ def open_source(
         from .csv_source import open_csv
 
         default = "\t" if ".tsv" in suffixes else None
-        return open_csv(path, name, columns, delimiter or default)
+        return open_csv(path, name, columns, delimiter or default, spool_dir)
     raise InputError(
         f"{name}: unknown input kind {path.suffix or '(no extension)'!r}; "
         "use .csv, .csv.gz, .tsv, .parquet or .xlsx")

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -239,6 +240,48 @@ def test_a_fifty_megabyte_field_fails_fast(tmp_path: Path) -> None:
     assert peak < 32 << 20  # the field is never held whole, not even to say where it is
     assert "record 2 (line 3) is larger than 1 MiB" in message
     assert "999" not in message
+
+
+def test_no_python_code_runs_on_the_readers_thread(tmp_path: Path, monkeypatch: Any) -> None:
+    # pyarrow reads ahead on a thread of its own. Were that thread to call into Python (a
+    # Python file object), a read still pending when an input error abandons the reader
+    # could run while tracemalloc is being stopped or the interpreter is exiting, and
+    # crash the process. So every byte is read by pyarrow from the file itself.
+    from bulkrevoke import csv_source
+
+    threads: set[int] = set()
+    original = csv_source._HashingReader.readinto
+
+    def readinto(self: Any, buffer: Any) -> int:
+        threads.add(threading.get_ident())
+        return original(self, buffer)
+
+    monkeypatch.setattr(csv_source._HashingReader, "readinto", readinto)
+    good = f"{META},1,{earned(1)}\n"
+    for name, data in [("in.csv", (f"{HEADER}\n" + good * 80_000).encode()),
+                       ("in.csv.gz", gzip.compress((f"{HEADER}\n" + good * 80_000).encode()))]:
+        assert len(rows_of(write(tmp_path, name, data))) == 80_000
+        with pytest.raises(InputError):
+            rows_of(write(tmp_path, name, data + b"9" * (3 << 20) + b",1,2\n" + good.encode()))
+    assert threads == {threading.get_ident()}
+
+
+def test_a_gzip_file_is_unpacked_privately_and_the_spool_removed(tmp_path: Path) -> None:
+    good = f"{META},1,{earned(1)}\n"
+    packed = gzip.compress((f"{HEADER}\n" + good * 1_000).encode())
+    spool = tmp_path / "run"
+    spool.mkdir()
+    path = write(tmp_path, "in.csv.gz", packed)
+    source = open_source(path, spool_dir=spool)
+    batches = source.batches()
+    assert len(next(batches)) == 1_000
+    assert [oct(f.stat().st_mode & 0o777) for f in spool.iterdir()] == ["0o600"]
+    assert list(batches) == []
+    assert source.sha256 == hashlib.sha256(packed).hexdigest()  # of the file, not the text
+    assert list(spool.iterdir()) == []
+    with pytest.raises(InputError):
+        rows_of(write(tmp_path, "bad.csv.gz", packed[:-100]), spool_dir=spool)
+    assert list(spool.iterdir()) == []
 
 
 def test_an_unclosed_quote_fails_fast_and_is_located(tmp_path: Path) -> None:
