@@ -66,13 +66,16 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
                           stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
                           mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
+    # The csv module's default dialect is RFC 4180's: CRLF line breaks. It quotes a field
+    # holding any line-break character; with "\n" alone it would leave a lone CR in a
+    # field unquoted, and every CSV reader would split the record there.
     temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
     with _private(temps["report.csv"]) as out:
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
         writer.writerows(ledger.report_cursor())
     with _private(temps["failed.csv"]) as out:
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out)
         writer.writerow(FAILED_COLUMNS)
         writer.writerows(ledger.report_retry_cursor(sorted(_RETRY_VALUES)))
     _csv_to_parquet(temps["report.csv"], temps["report.parquet"])

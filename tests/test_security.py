@@ -9,6 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
@@ -260,6 +261,7 @@ def test_hostile_values_are_data_never_headers_or_sql(tmp_path, sandbox_for):
     source = write_input(tmp_path / "in.csv", tricky, extra_rows=[
         [meta, "evil\r\nX-Injected: 1", earned, "externalId"],
         [meta, "bad\nline", "f" * 24, "cardNumber"],
+        [meta, "bare\rreturn", "9" * 24, "externalId"],  # a lone CR, quoted in the report
     ])
     out = tmp_path / "run"
     result = run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited",
@@ -267,8 +269,12 @@ def test_hostile_values_are_data_never_headers_or_sql(tmp_path, sandbox_for):
                                              "BULKREVOKE_PASSWORD": "Pw-test-4f1d"})
     assert result.returncode == 1, result.stderr
     report = read_report(out)
-    assert [r["status"] for r in report] == ["revoked"] * 3 + ["invalid"] * 2
+    assert [r["status"] for r in report] == ["revoked"] * 3 + ["invalid"] * 3
     assert {r["errorCode"] for r in report[3:]} == {"bad_customer_id"}
+    customers = [r["customerId"] for r in report]
+    assert customers[3:] == ["evil\r\nX-Injected: 1", "bad\nline", "bare\rreturn"]
+    parquet = pq.read_table(out / "report.parquet").to_pylist()
+    assert [r["customerId"] for r in parquet] == customers
     truth = sandbox.truth()
     for badge in tricky:  # the server saw each value exactly as written
         assert truth.badges[badge.key].applied == 1
