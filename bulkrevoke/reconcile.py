@@ -32,6 +32,8 @@ REPORT_COLUMNS = (
 FAILED_COLUMNS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 REPORT_FILES = ("report.csv", "report.parquet", "failed.csv")
+PARQUET_GROUP_ROWS = 32_768
+_UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt"})
 
 
 def report_schema() -> Any:
@@ -92,6 +94,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
 
 def _csv_to_parquet(source: Path, target: Path) -> None:
     """Stream report.csv into report.parquet with the report's column types."""
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -107,9 +110,24 @@ def _csv_to_parquet(source: Path, target: Path) -> None:
     )
     with _private(target):
         pass  # created private first: Arrow truncates it and keeps the mode
-    with pq.ParquetWriter(str(target), schema, compression="zstd") as writer:
+    # Dictionary encoding only where values repeat: for a column of ids it costs a hash
+    # table of every value in the row group, and saves nothing.
+    repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
+    with pq.ParquetWriter(str(target), schema, compression="zstd",
+                          use_dictionary=repeating) as writer:
+        # Batches are gathered into row groups of about PARQUET_GROUP_ROWS rows: the writer
+        # keeps every row group's metadata until it closes (kilobytes each), so one row
+        # group per small batch would make its memory grow with the report's length.
+        group: list[Any] = []
+        rows = 0
         for batch in reader:
-            writer.write_batch(batch)
+            group.append(batch)
+            rows += batch.num_rows
+            if rows >= PARQUET_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(group, schema), row_group_size=rows)
+                group, rows = [], 0
+        if group:
+            writer.write_table(pa.Table.from_batches(group, schema), row_group_size=rows)
 
 
 _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)

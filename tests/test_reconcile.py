@@ -55,3 +55,27 @@ def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
     assert table.column("isActive").to_pylist() == [False, None, None]
     assert table.column("httpStatus").to_pylist() == [200, None, None]
     assert table.column("errorCode").to_pylist() == [None, "in_doubt", None]
+
+
+def test_parquet_row_groups_are_gathered_from_the_csv_batches(tmp_path, monkeypatch):
+    # The Parquet writer keeps every row group's metadata until it closes: one row group
+    # per CSV block would make its memory grow with the report. Each group but the last
+    # holds at least PARQUET_GROUP_ROWS rows, and the file equals report.csv row by row.
+    import pyarrow.parquet as pq
+
+    from bulkrevoke import reconcile
+
+    monkeypatch.setattr(reconcile, "PARQUET_GROUP_ROWS", 3_000)
+    rows = 20_000  # about 2 MB of report.csv: several 256 KiB blocks of ~2,500 rows
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
+                       for i in range(1, rows + 1)])
+        ledger.set_meta(dry_run=True)
+        write_reports(ledger, tmp_path)
+    meta = pq.ParquetFile(tmp_path / "report.parquet").metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(sizes) == rows and len(sizes) > 1
+    assert all(size >= 3_000 for size in sizes[:-1])
+    table = pq.read_table(tmp_path / "report.parquet")
+    assert table.column("row").to_pylist() == list(range(1, rows + 1))
+    assert table.column("customerId").to_pylist() == [str(i) for i in range(1, rows + 1)]
