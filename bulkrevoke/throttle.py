@@ -1,9 +1,10 @@
 """The client-side rate limit, shared by every worker.
 
 * A smooth schedule from aiolimiter: a bucket holding 1.5 requests' worth, leaking at
-  the rate, and taken full by the first request, so there is no start-up burst and no
-  one-second window ever holds more than ``rate + 1`` requests (a window of T seconds
-  holds at most 1.5 + rate·T).
+  the rate less a 0.5 % margin, and taken full by the first request, so there is no
+  start-up burst and a window of T seconds holds at most 1.5 + 0.995·rate·T requests as
+  they leave: at 200/s, 200 in any second, which leaves room for the network to bunch
+  them on the way without the server seeing more than ``rate + 1``.
 * A shared pause: a 429 (or 503) with ``Retry-After`` stops *every* worker until then.
 * Adaptive rate, in the spirit of AWS SDKs' adaptive retry mode: each throttled answer
   halves the rate (down to a floor); the rate then climbs back linearly to ``--rate``.
@@ -22,6 +23,10 @@ from .config import RateLimit
 #: slot and the achieved rate stays at --rate; below two, so that a one-second window
 #: never holds more than rate + 1.
 CAPACITY = 1.5
+#: The schedule runs this share below --rate. Requests leave on schedule, but arrive a few
+#: milliseconds apart or together as the network and the server's own scheduling have it:
+#: without the margin, a server counting arrivals saw rate + 2 in one second.
+MARGIN = 0.005
 #: Multiplicative decrease on a throttled answer, and the floor as a share of --rate.
 DECREASE = 0.5
 FLOOR = 0.05
@@ -48,7 +53,7 @@ class Throttle:
     def _new_limiter(rate: float | None) -> AsyncLimiter | None:
         if rate is None:
             return None
-        return AsyncLimiter(CAPACITY, CAPACITY / rate)
+        return AsyncLimiter(CAPACITY, CAPACITY / (rate * (1 - MARGIN)))
 
     def must_wait(self) -> bool:
         """False when a request may go at once (no limit, no pause): the hot path of an
