@@ -68,10 +68,10 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
                           stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
                           mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
+    temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
     # The csv module's default dialect is RFC 4180's: CRLF line breaks. It quotes a field
     # holding any line-break character; with "\n" alone it would leave a lone CR in a
     # field unquoted, and every CSV reader would split the record there.
-    temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
     with _private(temps["report.csv"]) as out:
         writer = csv.writer(out)
         writer.writerow(REPORT_COLUMNS)
@@ -115,7 +115,7 @@ def _csv_to_parquet(source: Path, target: Path) -> None:
     repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
     with pq.ParquetWriter(str(target), schema, compression="zstd",
                           use_dictionary=repeating) as writer:
-        # Batches are gathered into row groups of about PARQUET_GROUP_ROWS rows: the writer
+        # Batches are gathered into row groups of at least PARQUET_GROUP_ROWS rows: the writer
         # keeps every row group's metadata until it closes (kilobytes each), so one row
         # group per small batch would make its memory grow with the report's length.
         group: list[Any] = []
