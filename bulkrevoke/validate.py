@@ -41,11 +41,6 @@ class Verdict(NamedTuple):
     error_code: str | None = None
     error_message: str | None = None
 
-    @property
-    def dedupe_key(self) -> str:
-        return "\x1f".join(
-            (self.badge_meta_id, self.identifier_type, self.customer_id, self.earned_badge_id))
-
 
 def validate(
     badge_meta_id: str | None,
