@@ -154,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     settings["progress"] = not args.no_progress
     settings["verbosity"] = -1 if args.quiet else args.verbose
     config = resolve_config(args.input, settings)
+    _lean_memory_pool()
     result = _event_loop_run(run(config, install_signal_handlers=True))
     if not args.quiet:
         from .summary_text import format_summary
@@ -176,6 +177,22 @@ def _target_args(args: argparse.Namespace) -> list[str]:
     return extra
 
 
+def _lean_memory_pool() -> None:
+    """Arrow's jemalloc pool for this process, set to hand freed memory back at once,
+    unless ARROW_DEFAULT_MEMORY_POOL says otherwise: the default (mimalloc) keeps what
+    it freed, 50 to 70 MB more at the peak of a large run. (Only the CLI: a library
+    does not change its host's allocator.)"""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        pa.jemalloc_set_decay_ms(0)
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pass
+
+
 def _event_loop_run(coroutine: Any) -> Any:
     """asyncio.run, on uvloop when the speed extra is installed."""
     import asyncio
@@ -194,6 +211,7 @@ def _report(run_dir: Path) -> int:
 
     if not (run_dir / rundir.LEDGER).exists():
         raise BulkRevokeError(f"{run_dir}: no {rundir.LEDGER} here; is this a run directory?")
+    _lean_memory_pool()
     with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
         pii = os.environ.get("BULKREVOKE_PII_KEY") if ledger.meta().get("mask_pii") else None
         summary = write_reports(ledger, run_dir, pii_key=pii.encode() if pii else None)

@@ -14,13 +14,12 @@ from typing import Any
 from .errors import InputError
 from .source import (
     BATCH_ROWS,
-    Row,
+    Columns,
     Source,
     cell_text,
     error_reason,
     file_sha256,
     match_columns,
-    rows_from_columns,
 )
 
 # --- Parquet, DataFrame -------------------------------------------------------------------
@@ -43,15 +42,15 @@ def open_parquet(path: Path, columns: dict[str, str]) -> Source:
     source = Source(name=name, kind="parquet", headers=headers, sha256=file_sha256(path))
     wanted = [headers[p] if p is not None else None for p in positions]
 
-    def batches() -> Iterator[list[Row]]:
+    def records() -> Iterator[Columns]:
         try:
             selected = [h for h in headers if h in wanted]
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=selected):
-                yield _arrow_rows(batch, wanted)
+                yield _arrow_columns(batch, wanted)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{name}: cannot read ({error_reason(exc)})") from None
 
-    source._batches = batches()
+    source._columns = records()
     return source
 
 
@@ -73,24 +72,25 @@ def _check_arrow_type(name: str, header: str, arrow_type: Any) -> None:
         "write the column as strings")
 
 
-def _arrow_rows(batch: Any, wanted: list[str | None]) -> list[Row]:
-    columns = [_arrow_texts(batch.column(column)) for column in wanted if column is not None]
-    order = {column: i for i, column in enumerate(w for w in wanted if w is not None)}
-    return rows_from_columns(columns, [None if w is None else order[w] for w in wanted])
+def _arrow_columns(batch: Any, wanted: list[str | None]) -> Columns:
+    a, b, c, d = (None if column is None else _arrow_texts(batch.column(column))
+                  for column in wanted)
+    return a, b, c, d
 
 
-def _arrow_texts(array: Any) -> list[str | None]:
+def _arrow_texts(array: Any) -> Any:
     """Exact text of each value: integers in decimal, floats in a form validation flags."""
     import pyarrow as pa
+
+    from .arrays import strings
 
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_floating(array.type):
-        return [cell_text(v) for v in array.to_pylist()]
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return strings([cell_text(v) for v in array.to_pylist()])
+    if not pa.types.is_string(array.type):
         array = array.cast(pa.string())
-    texts: list[str | None] = array.to_pylist()
-    return texts
+    return array
 
 
 
@@ -116,5 +116,5 @@ def open_dataframe(frame: Any, columns: dict[str, str]) -> Source:
         _check_arrow_type(name, column.name, column.type)
     digest = hashlib.sha256(pd.util.hash_pandas_object(selected, index=False).to_numpy().tobytes())
     source = Source(name=name, kind="dataframe", headers=headers, sha256=digest.hexdigest())
-    source._batches = (_arrow_rows(b, wanted) for b in table.to_batches(BATCH_ROWS))
+    source._columns = (_arrow_columns(b, wanted) for b in table.to_batches(BATCH_ROWS))
     return source

@@ -35,11 +35,10 @@ from .source import (
     CSV_DELIMITERS,
     MAX_COLUMNS,
     MAX_HEADER_BYTES,
-    Row,
+    Columns,
     Source,
     error_reason,
     match_columns,
-    rows_from_columns,
 )
 
 # --- CSV: opening and the header line -------------------------------------------------------
@@ -87,15 +86,15 @@ def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path |
     except BaseException:
         spool_path.unlink(missing_ok=True)
         raise
-    inner = source.batches()
+    inner = source.columns()
 
-    def batches() -> Iterator[list[Row]]:
+    def records() -> Iterator[Columns]:
         try:
             yield from inner
         finally:
             spool_path.unlink(missing_ok=True)
 
-    source._batches = batches()
+    source._columns = records()
     return source
 
 
@@ -113,7 +112,7 @@ def open_csv(
     chosen, headers = _parse_header(header_bytes, name, path, delimiter)
     positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="csv", headers=headers)
-    source._batches = _csv_batches(source, path, spool_dir, records_start, len(headers),
+    source._columns = _csv_columns(source, path, spool_dir, records_start, len(headers),
                                    positions, chosen)
     return source
 
@@ -248,14 +247,12 @@ def _detect_delimiter(header: str) -> str:
 
 # --- CSV: the records ---------------------------------------------------------------------
 
-def _csv_batches(
+def _csv_columns(
     source: Source, path: Path, spool_dir: Path | None, records_start: int, width: int,
     positions: list[int | None], delimiter: str,
-) -> Iterator[list[Row]]:
+) -> Iterator[Columns]:
     import pyarrow as pa
 
-    wanted = sorted({p for p in positions if p is not None})
-    take = [None if p is None else wanted.index(p) for p in positions]
     failed = False
 
     def on_invalid_row(row: Any) -> str:
@@ -265,14 +262,16 @@ def _csv_batches(
         failed = True
         return "error"
 
+    wanted = sorted({p for p in positions if p is not None})
     with _plain_text(path, source.name, spool_dir) as (text_path, hashing):
         try:
             for batch in _arrow_csv_reader(text_path, records_start, width, delimiter,
                                            on_invalid_row):
                 hashing.step()
-                columns = _without_blank_records(batch, wanted)
-                if columns[0]:
-                    yield rows_from_columns(columns, take)
+                batch = _without_blank_records(batch, wanted)
+                if batch.num_rows:
+                    a, b, c, d = (None if p is None else batch.column(p) for p in positions)
+                    yield a, b, c, d
         except pa.ArrowInvalid as exc:
             raise _csv_error(source.name, str(exc), failed, path, delimiter, width) from None
         hashing.drain()
@@ -344,23 +343,25 @@ def _arrow_csv_reader(
         del reader
 
 
-def _without_blank_records(batch: Any, wanted: list[int]) -> list[list[str]]:
-    """The wanted columns as lists, without the records whose every field is blank.
+_BLANK_FIELD = "^[ \t\r\n]*$"
+
+
+def _without_blank_records(batch: Any, wanted: list[int]) -> Any:
+    """The batch without the records whose every field is blank.
 
     Every column counts (a row holding only a note is a record), but the others are
-    looked at only for rows already blank in the wanted ones: usually there are none.
-    (Plain Python on purpose: pyarrow.compute's first call imports pandas, 0.4 s.)"""
-    columns = [batch.column(i).to_pylist() for i in wanted]
-    blank = [i for i, value in enumerate(columns[0]) if not value.strip(BLANK)]
-    others = (batch.column(i).to_pylist() for i in range(batch.num_columns) if i not in wanted)
-    for values in itertools.chain(columns[1:], others):
-        if not blank:
-            return columns
-        blank = [i for i in blank if not values[i].strip(BLANK)]
-    if not blank:
-        return columns
-    drop = set(blank)
-    return [[v for i, v in enumerate(column) if i not in drop] for column in columns]
+    looked at only while some rows are blank in all columns so far: usually none are
+    after the first."""
+    import pyarrow.compute as pc
+
+    blank = None
+    others = (i for i in range(batch.num_columns) if i not in wanted)
+    for index in itertools.chain(wanted, others):
+        column_blank = pc.match_substring_regex(batch.column(index), _BLANK_FIELD)
+        blank = column_blank if blank is None else pc.and_(blank, column_blank)
+        if not pc.any(blank).as_py():
+            return batch
+    return batch.filter(pc.invert(blank))
 
 
 def _is_blank_text(text: str, delimiter: str) -> bool:
@@ -382,7 +383,7 @@ def _csv_error(
         record, line, problem = where
         return InputError(f"{name}: record {record:,} (line {line:,}) {problem}")
     if "straddl" in message:
-        return InputError(f"{name}: a record is larger than {BLOCK_SIZE >> 20} MiB "
+        return InputError(f"{name}: a record is larger than {BLOCK_SIZE >> 10} KiB "
                           "(an unclosed quote, or a field that is not an id)")
     return InputError(f"{name}: not a readable CSV file ({message.splitlines()[0][:200]})")
 
@@ -414,7 +415,7 @@ def _first_bad_record(path: Path, delimiter: str, width: int) -> tuple[int, int,
                 header_seen = True
                 line = reader.line_num + 1
     except csv.Error:
-        return (record + 1, line, f"is larger than {BLOCK_SIZE >> 20} MiB or unreadable "
+        return (record + 1, line, f"is larger than {BLOCK_SIZE >> 10} KiB or unreadable "
                 "(an unclosed quote, or a field that is not an id)")
     except _READ_ERRORS:
         return None

@@ -124,7 +124,7 @@ class Engine:
         for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
             if self.stop_reason:
                 break
-            self._ledger.mark_intent(chunk[0].row, chunk[-1].row)
+            self._ledger.mark_intent([r.row for r in chunk])
             staged.extend(chunk)
             while staged and not self.stop_reason:
                 await self._queue.put(staged[0])

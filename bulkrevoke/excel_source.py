@@ -18,6 +18,7 @@ from .source import (
     Row,
     Source,
     cell_text,
+    columns_from_rows,
     file_sha256,
     match_columns,
 )
@@ -38,7 +39,7 @@ def open_excel(path: Path, columns: dict[str, str]) -> Source:
         raise InputError(f"{name}: the first sheet is empty (no header row)")
     positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="xlsx", headers=headers, sha256=file_sha256(path))
-    source._batches = _excel_batches(path, name, positions)
+    source._columns = (columns_from_rows(rows) for rows in _excel_batches(path, name, positions))
     return source
 
 

@@ -2,19 +2,21 @@
 
 Rows without a final outcome are rendered here, not stored: ``not_attempted`` (or
 ``would_revoke`` in a dry run), so a crashed run's report can be rebuilt at any time
-and a resume simply finishes them. Each file is written to a temporary name and
-renamed, so a crash mid-write leaves no half file behind; the same ledger always gives
-byte-identical files.
+and a resume simply finishes them. Each stored batch of rows becomes a batch of report
+rows in pyarrow (its outcomes and duplicates merged in by row number), written to
+report.csv and report.parquet from the same columns, so the two can't disagree. Each
+file is written to a temporary name and renamed, so a crash mid-write leaves no half
+file behind; the same ledger always gives byte-identical files.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
 import os
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,78 +60,239 @@ class Masker:
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
-    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary.
+    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
-    SQLite renders the report rows and the csv module writes them, with no Python work
-    per row; the Parquet file is then converted from report.csv by pyarrow's CSV reader
-    with the report's schema, so the two files can't disagree."""
+    from .arrays import strings
+
     meta = ledger.meta()
-    ledger.prepare_report(dry_run=bool(meta.get("dry_run")),
-                          stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
-                          mask=Masker(pii_key) if pii_key is not None else None)
+    render = _Renderer(dry_run=bool(meta.get("dry_run")),
+                       stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
+                       mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
     temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
-    # The csv module's default dialect is RFC 4180's: CRLF line breaks. It quotes a field
-    # holding any line-break character; with "\n" alone it would leave a lone CR in a
-    # field unquoted, and every CSV reader would split the record there.
-    with _private(temps["report.csv"]) as out:
-        writer = csv.writer(out)
-        writer.writerow(REPORT_COLUMNS)
-        writer.writerows(ledger.report_cursor())
-    with _private(temps["failed.csv"]) as out:
-        writer = csv.writer(out)
-        writer.writerow(FAILED_COLUMNS)
-        writer.writerows(ledger.report_retry_cursor(sorted(_RETRY_VALUES)))
-    _csv_to_parquet(temps["report.csv"], temps["report.parquet"])
+    retry = strings(sorted(_RETRY_VALUES))
+    tally = _Tally()
+    # RFC 4180: CRLF line breaks; every text value is quoted (pyarrow's "needed" style),
+    # numbers, booleans and empty cells are not. The header is written plain.
+    options = pacsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
+    repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
+    with _private(temps["report.csv"]) as report_out, \
+            _private(temps["failed.csv"]) as failed_out, \
+            _private(temps["report.parquet"]) as parquet_out:
+        report_out.write(_header(REPORT_COLUMNS))
+        failed_out.write(_header(FAILED_COLUMNS))
+        schema = report_schema()
+        report_csv = pacsv.CSVWriter(report_out, schema, write_options=options)
+        failed_csv = pacsv.CSVWriter(failed_out, _failed_schema(), write_options=options)
+        # Dictionary encoding only where values repeat: for a column of ids it costs a
+        # hash table of every value in the row group, and saves nothing.
+        parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd",
+                                   use_dictionary=repeating)
+        groups = _RowGroups(parquet, schema)
+        for stored in ledger.row_batches():
+            rows = stored.column(0)
+            first, last = rows[0].as_py(), rows[-1].as_py()
+            report = render(stored, ledger.outcomes_between(first, last),
+                            ledger.duplicates_between(first, last))
+            report_csv.write_batch(report)
+            groups.add(report)
+            tally.add(report)
+            failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
+            if failed.num_rows:
+                failed_csv.write_batch(failed.select(
+                    ["badge_meta_id", "customer_id", "earned_badge_id", "identifier_type"]
+                ).rename_columns(list(FAILED_COLUMNS)))
+        groups.close()
+        parquet.close()
+        report_csv.close()
+        failed_csv.close()
     failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
-    summary = build_summary(ledger, meta, {name: file_sha256(paths[name]) for name in REPORT_FILES})
+    summary = build_summary(ledger, meta, tally,
+                            {name: file_sha256(paths[name]) for name in REPORT_FILES})
     temp = run_dir / "summary.json.tmp"
     with _private(temp) as out:
-        out.write(json.dumps(summary, indent=2) + "\n")
+        out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     os.replace(temp, run_dir / "summary.json")
     return summary
 
 
-def _csv_to_parquet(source: Path, target: Path) -> None:
-    """Stream report.csv into report.parquet with the report's column types."""
+def _header(columns: Sequence[str]) -> bytes:
+    return (",".join(columns) + "\r\n").encode("ascii")
+
+
+def _failed_schema() -> Any:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    schema = report_schema()
-    reader = pacsv.open_csv(
-        source,
-        # Small blocks: the reader's memory grows with them, its speed does not.
-        read_options=pacsv.ReadOptions(block_size=256 << 10),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=True,
-            true_values=["true"], false_values=["false"]),
-    )
-    with _private(target):
-        pass  # created private first: Arrow truncates it and keeps the mode
-    # Dictionary encoding only where values repeat: for a column of ids it costs a hash
-    # table of every value in the row group, and saves nothing.
-    repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
-    with pq.ParquetWriter(str(target), schema, compression="zstd",
-                          use_dictionary=repeating) as writer:
-        # Batches are gathered into row groups of at least PARQUET_GROUP_ROWS rows: the writer
-        # keeps every row group's metadata until it closes (kilobytes each), so one row
-        # group per small batch would make its memory grow with the report's length.
-        group: list[Any] = []
-        rows = 0
-        for batch in reader:
-            group.append(batch)
-            rows += batch.num_rows
-            if rows >= PARQUET_GROUP_ROWS:
-                writer.write_table(pa.Table.from_batches(group, schema), row_group_size=rows)
-                group, rows = [], 0
-        if group:
-            writer.write_table(pa.Table.from_batches(group, schema), row_group_size=rows)
+    return pa.schema([(name, pa.string()) for name in FAILED_COLUMNS])
 
 
+class _RowGroups:
+    """Report batches gathered into Parquet row groups of at least PARQUET_GROUP_ROWS rows:
+    the writer keeps every row group's metadata until it closes (kilobytes each), so one
+    row group per small batch would make its memory grow with the report's length."""
+
+    def __init__(self, writer: Any, schema: Any) -> None:
+        self._writer, self._schema = writer, schema
+        self._held: list[Any] = []
+        self._rows = 0
+
+    def add(self, batch: Any) -> None:
+        self._held.append(batch)
+        self._rows += batch.num_rows
+        if self._rows >= PARQUET_GROUP_ROWS:
+            self.close()
+
+    def close(self) -> None:
+        import pyarrow as pa
+
+        if self._held:
+            self._writer.write_table(pa.Table.from_batches(self._held, self._schema),
+                                     row_group_size=self._rows)
+        self._held, self._rows = [], 0
+
+
+class _Tally:
+    """The report's counts by status and by error code, and each code's first message."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.codes: Counter[str] = Counter()
+        self.messages: dict[str, str | None] = {}
+
+    def add(self, report: Any) -> None:
+        import pyarrow.compute as pc
+
+        from .arrays import scalar
+
+        for name, counter in (("status", self.statuses), ("errorCode", self.codes)):
+            counts = pc.value_counts(report.column(name))
+            for value, count in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist(),
+                                    strict=True):
+                if value:
+                    counter[value] += count
+        codes = report.column("errorCode")
+        for code in self.codes.keys() - self.messages.keys():
+            at = pc.index(codes, scalar(code)).as_py()
+            self.messages[code] = report.column("errorMessage")[at].as_py()
+
+
+class _Renderer:
+    """A stored batch of rows, with its outcomes and duplicates, as report rows."""
+
+    def __init__(self, *, dry_run: bool, stop_note: str, mask: Masker | None) -> None:
+        from .arrays import scalar, strings
+
+        self._dry_run, self._mask = dry_run, mask
+        self._pending = Status.WOULD_REVOKE.value if dry_run else Status.NOT_ATTEMPTED.value
+        self._doubt_message = f"{stop_note} after a request whose answer was lost; --resume will settle it"
+        self._unsent_message = f"{stop_note} before this row was sent"
+        self._text = {value: scalar(value) for value in (
+            self._pending, Status.INVALID.value, "local", "run", self._unsent_message)}
+        self._masked_types = strings(sorted(MASKED_TYPES))
+
+    def __call__(self, stored: Any, outcomes: Sequence[tuple[Any, ...]],
+                 duplicates: Sequence[tuple[int, int]]) -> Any:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .arrays import int64_from_numpy, repeated
+
+        count = stored.num_rows
+        text = self._text
+        no_text = pa.nulls(count, pa.string())
+        no_int = pa.nulls(count, pa.int64())
+        valid = pc.is_null(stored.column("error_code"))
+        pending_source = no_text if self._dry_run else repeated("run", count)
+        pending_message = no_text if self._dry_run else repeated(self._unsent_message, count)
+        columns: dict[str, Any] = {
+            "row": stored.column("row"),
+            "badgeMetaId": stored.column("badge_meta_id"),
+            "customerId": self._masked(stored),
+            "identifierType": stored.column("identifier_type"),
+            "earnedBadgeId": stored.column("earned_badge_id"),
+            "status": pc.if_else(valid, text[self._pending], text[Status.INVALID.value]),
+            "isActive": pa.nulls(count, pa.bool_()),
+            "errorCode": stored.column("error_code"),
+            "errorSource": pc.if_else(valid, pending_source, text["local"]),
+            "errorMessage": pc.if_else(valid, pending_message, stored.column("error_message")),
+            "httpStatus": no_int,
+            "attempts": int64_from_numpy(np.zeros(count, np.int64)),
+            "requestId": no_text,
+            "duplicateOf": no_int,
+            "completedAt": no_text,
+        }
+        first = stored.column("row")[0].as_py() if count else 0
+        if duplicates:
+            self._patch(columns, count, [row - first for row, _ in duplicates], {
+                "status": [Status.DUPLICATE.value] * len(duplicates),
+                "errorSource": [None] * len(duplicates),
+                "errorMessage": [None] * len(duplicates),
+                "duplicateOf": [earlier for _, earlier in duplicates]})
+        if outcomes:
+            self._patch(columns, count, [o[0] - first for o in outcomes],
+                        self._outcome_values(outcomes))
+        return pa.record_batch(list(columns.values()), schema=report_schema())
+
+    def _outcome_values(self, outcomes: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        values: dict[str, list[Any]] = {name: [] for name in _OUTCOME_FIELDS}
+        for (_, status, in_doubt, is_active, code, source, message, http, attempts, request,
+             completed) in outcomes:
+            if status is None:  # an intent without an outcome: sent, or about to be
+                status, is_active, http, attempts, request, completed = (
+                    self._pending, None, None, 0, None, None)
+                if self._dry_run:
+                    code = source = message = None
+                else:
+                    code = "in_doubt" if in_doubt else None
+                    source = "run"
+                    message = self._doubt_message if in_doubt else self._unsent_message
+            for name, value in zip(_OUTCOME_FIELDS, (
+                    status, None if is_active is None else bool(is_active), code, source,
+                    message, http, attempts, request, completed), strict=True):
+                values[name].append(value)
+        return values
+
+    def _patch(self, columns: dict[str, Any], count: int, positions: list[int],
+               values: dict[str, list[Any]]) -> None:
+        import pyarrow.compute as pc
+
+        from .arrays import bools, int64s, mask_at, strings
+
+        mask = mask_at(positions, count)
+        for name, new in values.items():
+            build = bools if name == "isActive" else int64s if name in _INT_COLUMNS else strings
+            columns[name] = pc.replace_with_mask(columns[name], mask, build(new))
+
+    def _masked(self, stored: Any) -> Any:
+        """customerId, with email/mobile/cardNumber values replaced by their keyed hash."""
+        import pyarrow.compute as pc
+
+        from .arrays import scalar, strings
+
+        customers = stored.column("customer_id")
+        if self._mask is None:
+            return customers
+        types = stored.column("identifier_type")
+        masked = pc.and_(pc.is_in(types, value_set=self._masked_types),
+                         pc.not_equal(customers, scalar("")))
+        if not pc.any(masked).as_py():
+            return customers
+        mask = self._mask
+        hashed = [mask(t, c) for t, c in zip(pc.filter(types, masked).to_pylist(),
+                                             pc.filter(customers, masked).to_pylist(),
+                                             strict=True)]
+        return pc.replace_with_mask(customers, masked, strings(hashed))
+
+
+_OUTCOME_FIELDS = ("status", "isActive", "errorCode", "errorSource", "errorMessage",
+                   "httpStatus", "attempts", "requestId", "completedAt")
+_INT_COLUMNS = frozenset({"httpStatus", "attempts", "duplicateOf"})
 _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
 _STOP_NOTES = {
     "auth": "run stopped: authentication failed",
@@ -139,10 +302,12 @@ _STOP_NOTES = {
 }
 
 
-def build_summary(ledger: Ledger, meta: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+def build_summary(ledger: Ledger, meta: dict[str, Any], tally: _Tally,
+                  files: dict[str, str]) -> dict[str, Any]:
     counters = ledger.counters()
-    statuses = ledger.report_counts()
-    error_codes = sorted(ledger.report_error_codes(), key=lambda c: (-c[1], c[0]))
+    statuses = tally.statuses
+    error_codes = sorted(((code, count, tally.messages.get(code))
+                          for code, count in tally.codes.items()), key=lambda c: (-c[1], c[0]))
     rows = sum(statuses.values())
     send_seconds = counters.get("send_seconds", 0.0)
     requests = int(counters.get("requests", 0))
@@ -189,7 +354,7 @@ def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
 
 
 class _private:
-    """Open a new text file (UTF-8, no newline translation) readable by its owner only."""
+    """Open a new binary file readable by its owner only."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -197,7 +362,7 @@ class _private:
     def __enter__(self) -> Any:
         self._path.unlink(missing_ok=True)
         fd = os.open(self._path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._file = os.fdopen(fd, "wb")
         return self._file
 
     def __exit__(self, *exc: object) -> None:

@@ -27,13 +27,13 @@ from .config import Credentials, RunConfig
 from .engine import Engine, StopReason
 from .errors import InputError, RunDirError
 from .failpoints import failpoint
-from .ledger import IngestRecord, Ledger
+from .ingest import ingest
+from .ledger import Ledger
 from .logs import run_logging
 from .progress import Progress
 from .reconcile import write_reports
 from .source import file_sha256, open_source
 from .throttle import Throttle
-from .validate import validate
 
 log = logging.getLogger("bulkrevoke")
 
@@ -95,7 +95,7 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
             dry_run=config.dry_run, started=_iso(now), host=_host_label(config),
             rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
             ingest_complete=False)
-        _ingest(config, ledger, run_dir, progress)
+        ingest(config, ledger, run_dir, progress)
         failpoint("after-ingest")
     stop_message = ""
     pending = 0 if config.dry_run else ledger.pending_count()
@@ -130,34 +130,6 @@ def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
         raise RunDirError(
             f"--resume: {config.source} is not the input this run started with "
             f"(SHA-256 {digest[:12]}… differs from {str(meta.get('input_sha256'))[:12]}…)")
-
-
-def _ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress) -> None:
-    """One streaming pass: every record validated into the ledger before anything is sent."""
-    ledger.reset_rows()
-    source = open_source(config.source, columns=config.columns, delimiter=config.delimiter,
-                         spool_dir=run_dir)
-    progress.start("ingest", None)
-    row = 0
-    for batch in source.batches():
-        records: list[IngestRecord] = []
-        for badge_meta_id, customer_id, earned_badge_id, identifier_type in batch:
-            row += 1
-            v = validate(badge_meta_id, customer_id, earned_badge_id, identifier_type,
-                         config.identifier)
-            if v.error_code is None:
-                records.append((row, v.badge_meta_id, v.customer_id, v.identifier_type,
-                                v.earned_badge_id, 1, None, None, None, None))
-            else:
-                records.append((row, v.badge_meta_id, v.customer_id, v.identifier_type,
-                                v.earned_badge_id, 0, "invalid", v.error_code, "local",
-                                v.error_message))
-        ledger.ingest(records)
-        progress.advance(len(batch))
-    duplicates = ledger.mark_duplicates()
-    ledger.set_meta(ingest_complete=True, rows=row, input_sha256=source.sha256)
-    log.info("ingested %d rows from %s (%d duplicates), sha256 %s", row, source.name,
-             duplicates, source.sha256)
 
 
 async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progress,

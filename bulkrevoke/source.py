@@ -31,14 +31,20 @@ Row = tuple[str | None, str | None, str | None, str | None]
 REQUIRED = FIELDS[:3]
 CSV_DELIMITERS = ",;\t|"
 # pyarrow parses CSV a block at a time, so a block is also the largest record accepted.
-# Ids are short: 1 MiB is plenty, keeps pyarrow's buffers (and the process's RSS) small,
-# and makes a runaway field (an unclosed quote, a pasted blob) fail fast.
-BLOCK_SIZE = 1 << 20
+# Ids are short: 256 KiB is plenty, keeps pyarrow's buffers (it reads several blocks
+# ahead) and the process's RSS small, and makes a runaway field (an unclosed quote, a
+# pasted blob) fail fast.
+BLOCK_SIZE = 256 << 10
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 BATCH_ROWS = 65_536
 BLANK = " \t\r\n"
 _CSV_KINDS = (".csv", ".tsv", ".txt")
+
+
+#: One batch of records as pyarrow string arrays: badgeMetaId, customerId, earnedBadgeId
+#: and identifierType (None when the input has no identifierType column).
+Columns = tuple[Any, Any, Any, Any]
 
 
 @dataclass
@@ -49,12 +55,20 @@ class Source:
     kind: str
     headers: list[str] = field(default_factory=list)
     sha256: str = ""
-    _batches: Iterator[list[Row]] | None = None
+    _columns: Iterator[Columns] | None = None
+
+    def columns(self) -> Iterator[Columns]:
+        """The records, a batch of columns at a time (read once)."""
+        assert self._columns is not None, "a source is read once"
+        columns, self._columns = self._columns, None
+        return columns
 
     def batches(self) -> Iterator[list[Row]]:
-        assert self._batches is not None, "a source is read once"
-        batches, self._batches = self._batches, None
-        return batches
+        """The records as tuples, a batch at a time (read once)."""
+        for columns in self.columns():
+            count = len(columns[0])
+            lists = [[None] * count if c is None else c.to_pylist() for c in columns]
+            yield list(zip(*lists, strict=True))
 
 
 def open_source(
@@ -169,10 +183,14 @@ def _better_delimiter(wanted: str, headers: Sequence[str]) -> str | None:
 
 
 
-def rows_from_columns(columns: list[list[Any]], take: list[int | None]) -> list[Row]:
-    none: list[None] = [None] * (len(columns[0]) if columns else 0)
-    picked = [columns[t] if t is not None else none for t in take]
-    return list(zip(*picked, strict=True))
+def columns_from_rows(rows: Sequence[Row]) -> Columns:
+    """A batch of tuples as Columns (for readers that produce rows)."""
+    from .arrays import strings
+
+    fields = list(zip(*rows, strict=True))
+    absent = all(v is None for v in fields[3])
+    return (strings(fields[0]), strings(fields[1]), strings(fields[2]),
+            None if absent else strings(fields[3]))
 
 
 def error_reason(exc: BaseException) -> str:

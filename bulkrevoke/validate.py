@@ -7,9 +7,12 @@ row takes the shortest path: str methods where they suffice, one regex for both 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import canonical_identifier
+
+if TYPE_CHECKING:
+    from .source import Columns
 
 HEX24 = re.compile(r"[0-9a-fA-F]{24}")  # badgeMetaId, earnedBadgeId
 _HEX48 = re.compile(r"[0-9a-fA-F]{48}")
@@ -115,3 +118,52 @@ def quote_short(value: str, limit: int = 40) -> str:
     """Quote a value for a message, cut short so one bad cell can't flood a log."""
     text = value if len(value) <= limit else value[:limit] + "…"
     return repr(text)
+
+
+# --- a batch at a time ------------------------------------------------------------------------
+# The shapes of the common valid record, checked for a whole batch at once (RE2, inside
+# pyarrow): a record that has one of them is valid exactly as it stands, and validate()
+# would say so. Every other record goes through validate(), which decides.
+_FAST_ID = "^[0-9a-fA-F]{24}$"
+_FAST_CUSTOMER = {"id": "^[0-9]{1,18}$", "mobile": "^\\+?[0-9]{6,15}$"}
+
+
+def validate_columns(columns: Columns, first_row: int, default_identifier: str) -> Any:
+    """Validate a batch of records (numbered from *first_row*) into a ledger row batch
+    (``ledger.row_schema()``): the trimmed fields, and the error of each invalid record."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .arrays import int_range, repeated, scalar, strings, true_only
+    from .ledger import row_schema
+
+    meta, customer, earned, raw_type = columns
+    count = len(meta)
+    fast = pc.and_(pc.match_substring_regex(meta, _FAST_ID),
+                   pc.match_substring_regex(earned, _FAST_ID))
+    if raw_type is None:
+        id_type = repeated(default_identifier, count)
+        pattern = _FAST_CUSTOMER.get(default_identifier)
+        # (With no fast shape for the default type, is_null of a full column: all false.)
+        fits = (pc.match_substring_regex(customer, pattern) if pattern
+                else pc.is_null(id_type))
+    else:
+        id_type = pc.if_else(pc.equal(raw_type, scalar("")), scalar(default_identifier), raw_type)
+        fits = None
+        for name, pattern in _FAST_CUSTOMER.items():
+            fits_type = pc.and_(pc.equal(id_type, scalar(name)),
+                                pc.match_substring_regex(customer, pattern))
+            fits = fits_type if fits is None else pc.or_(fits, fits_type)
+    slow = pc.invert(true_only(pc.and_(fast, fits)))
+    no_text = pa.nulls(count, pa.string())
+    out = [int_range(first_row, count), meta, customer, id_type, earned, no_text, no_text]
+    if pc.any(slow).as_py():
+        metas, customers, earneds = (pc.filter(c, slow).to_pylist() for c in (meta, customer, earned))
+        types = ([None] * len(metas) if raw_type is None
+                 else pc.filter(raw_type, slow).to_pylist())
+        verdicts = [validate(m, c, e, t, default_identifier)
+                    for m, c, e, t in zip(metas, customers, earneds, types, strict=True)]
+        for index, field in ((1, 0), (2, 1), (3, 2), (4, 3), (5, 4), (6, 5)):
+            out[index] = pc.replace_with_mask(out[index], slow,
+                                              strings([v[field] for v in verdicts]))
+    return pa.record_batch(out, schema=row_schema())

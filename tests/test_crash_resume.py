@@ -3,6 +3,7 @@ against the sandbox's ground truth and against what a clean run would report."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -37,9 +38,14 @@ def _wait_for_requests(sandbox, count, process, limit=30.0):
 
 
 def _ledger_rows(out):
+    """(status, in_doubt) of every row, read from the ledger file itself: a row without an
+    ``outcomes`` entry is untouched. (This input has no invalid or duplicate rows.)"""
     with sqlite3.connect(out / "ledger.sqlite") as db:
-        return {row: (status, in_doubt) for row, status, in_doubt in
-                db.execute("SELECT row, status, in_doubt FROM rows")}
+        (rows,) = db.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
+        outcomes = {row: (status, in_doubt) for row, status, in_doubt in
+                    db.execute("SELECT row, status, in_doubt FROM outcomes")}
+        assert not db.execute("SELECT COUNT(*) FROM duplicates").fetchone()[0]
+    return {row: outcomes.get(row, (None, 0)) for row in range(1, json.loads(rows) + 1)}
 
 
 def _resume(tmp_path, sandbox, out):

@@ -10,7 +10,7 @@ import pytest
 from bulkrevoke.client import Reply, ReplyKind
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
 from bulkrevoke.engine import Engine, StopReason
-from bulkrevoke.ledger import Ledger
+from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.throttle import Throttle
 
 META = "698dae82d30c4f6b3da9dc06"
@@ -45,11 +45,11 @@ class FakeRevoker:
 
 def _ledger(tmp_path, rows, in_doubt=()):
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
-                   for i in range(1, rows + 1)])
+    ledger.ingest([row_batch([(i, META, str(i), "id", f"{i:024x}", None, None)
+                              for i in range(1, rows + 1)])])
+    ledger.set_meta(rows=rows)
     if in_doubt:
-        for row in in_doubt:
-            ledger.mark_intent(row, row)
+        ledger.mark_intent(list(in_doubt))
     return ledger
 
 
@@ -60,8 +60,10 @@ def _engine(ledger, revoker, concurrency=4, **config):
 
 
 def _statuses(ledger):
+    """Every row's status in the ledger file (None: no final outcome)."""
     with sqlite3.connect(ledger.path) as db:
-        return dict(db.execute("SELECT row, status FROM rows"))
+        outcomes = dict(db.execute("SELECT row, status FROM outcomes"))
+    return {row: outcomes.get(row) for row in range(1, ledger.meta()["rows"] + 1)}
 
 
 async def test_every_row_gets_one_outcome_and_concurrency_is_bounded(tmp_path):

@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -185,3 +187,17 @@ def test_config_file_settings_reach_the_run(tmp_path):
     assert len(read_report(out)) == 38
     log = (out / "run.log").read_text()
     assert "at 1000/s with 3 workers" in log
+
+
+def test_a_run_never_imports_pandas(tmp_path):
+    # pandas takes 0.4 to 0.8 s to import, and pyarrow imports it behind the scenes for
+    # pa.array(), pa.scalar() and to_numpy(): a run (ingest, send, report) uses none of them.
+    script = (
+        "import sys\n"
+        "from bulkrevoke.cli import main\n"
+        f"code = main(['run', {str(SAMPLE)!r}, '--sandbox', '--no-progress', '-q', "
+        f"'--out', {str(tmp_path / 'run')!r}])\n"
+        "print(code, 'pandas' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.split() == ["1", "False"], result.stderr

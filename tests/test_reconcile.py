@@ -1,10 +1,11 @@
+import csv
 from collections import Counter
 
 import pytest
 
-from bulkrevoke.ledger import Ledger
+from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.outcome import Outcome, Status
-from bulkrevoke.reconcile import Masker, exit_code, write_reports
+from bulkrevoke.reconcile import REPORT_COLUMNS, Masker, exit_code, write_reports
 
 META = "698dae82d30c4f6b3da9dc06"
 
@@ -32,44 +33,77 @@ def test_masker_is_keyed_and_leaves_numeric_ids():
     assert mask("id", "42") == "42" and Masker(None)("email", "a@b.co") == "a@b.co"
 
 
+def _rows(first, last):
+    return row_batch([(i, META, str(i), "id", f"{i:024x}", None, None)
+                      for i in range(first, last + 1)])
+
+
+def _read_csv(path):
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
 def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
-                       for i in range(1, 4)])
-        ledger.mark_intent(2, 2)
+        ledger.ingest([row_batch([
+            *((i, META, str(i), "id", f"{i:024x}", None, None) for i in range(1, 4)),
+            (4, "", "4", "id", f"{4:024x}", "715", "badgeMetaId is missing"),
+            (5, META, "1", "id", f"{1:024x}", None, None)])])
+        ledger.add_duplicates([(5, 1)])
+        ledger.mark_intent([2])
         ledger.record([(1, Outcome(Status.REVOKED, 1, is_active=False, http_status=200,
                                    request_id="r1", completed_at="2026-01-01T00:00:00.000Z"))], {})
         ledger.set_meta(stop_reason="signal", dry_run=False)
         summary = write_reports(ledger, tmp_path)
-    lines = (tmp_path / "report.csv").read_text().splitlines()
-    assert lines[1].split(",")[5:8] == ["revoked", "false", ""]
-    assert ",not_attempted,,in_doubt,run," in lines[2]
-    assert ",not_attempted,,,run," in lines[3] and "before this row was sent" in lines[3]
+    header, *lines = _read_csv(tmp_path / "report.csv")
+    assert tuple(header) == REPORT_COLUMNS
+    assert lines[0][5:15] == ["revoked", "false", "", "", "", "200", "1", "r1", "",
+                              "2026-01-01T00:00:00.000Z"]
+    assert lines[1][5:9] == ["not_attempted", "", "in_doubt", "run"]
+    assert "--resume will settle it" in lines[1][9]
+    assert lines[2][5:9] == ["not_attempted", "", "", "run"]
+    assert "before this row was sent" in lines[2][9]
+    assert lines[3][5:12] == ["invalid", "", "715", "local", "badgeMetaId is missing", "", "0"]
+    assert lines[4][5:14] == ["duplicate", "", "", "", "", "", "0", "", "1"]
     assert summary["counts"]["not_attempted"] == 2 and summary["exitCode"] == 130
-    failed = (tmp_path / "failed.csv").read_text().splitlines()
-    assert failed[0] == "badgeMetaId,customerId,earnedBadgeId,identifierType"
-    assert len(failed) == 3
+    assert summary["errorCodes"] == {"715": 1, "in_doubt": 1}
+    assert summary["errorMessages"]["715"] == "badgeMetaId is missing"
+    failed = _read_csv(tmp_path / "failed.csv")
+    assert failed == [["badgeMetaId", "customerId", "earnedBadgeId", "identifierType"],
+                      [META, "2", f"{2:024x}", "id"], [META, "3", f"{3:024x}", "id"]]
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "report.parquet")
-    assert table.column("isActive").to_pylist() == [False, None, None]
-    assert table.column("httpStatus").to_pylist() == [200, None, None]
-    assert table.column("errorCode").to_pylist() == [None, "in_doubt", None]
+    assert table.column("isActive").to_pylist() == [False, None, None, None, None]
+    assert table.column("httpStatus").to_pylist() == [200, None, None, None, None]
+    assert table.column("errorCode").to_pylist() == [None, "in_doubt", None, "715", None]
+    assert table.column("duplicateOf").to_pylist() == [None, None, None, None, 1]
 
 
-def test_parquet_row_groups_are_gathered_from_the_csv_batches(tmp_path, monkeypatch):
+def test_customer_ids_are_masked_by_type_in_the_report_but_not_in_failed_csv(tmp_path):
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.ingest([row_batch([(1, META, "a@b.co", "email", f"{1:024x}", None, None),
+                                  (2, META, "42", "id", f"{2:024x}", None, None)])])
+        ledger.set_meta(dry_run=False)
+        write_reports(ledger, tmp_path, pii_key=b"k1")
+    lines = _read_csv(tmp_path / "report.csv")[1:]
+    assert lines[0][2] == Masker(b"k1")("email", "a@b.co") and lines[1][2] == "42"
+    assert [line[1] for line in _read_csv(tmp_path / "failed.csv")[1:]] == ["a@b.co", "42"]
+
+
+def test_parquet_row_groups_are_gathered_from_the_stored_batches(tmp_path, monkeypatch):
     # The Parquet writer keeps every row group's metadata until it closes: one row group
-    # per CSV block would make its memory grow with the report. Each group but the last
+    # per small batch would make its memory grow with the report. Each group but the last
     # holds at least PARQUET_GROUP_ROWS rows, and the file equals report.csv row by row.
     import pyarrow.parquet as pq
 
     from bulkrevoke import reconcile
 
     monkeypatch.setattr(reconcile, "PARQUET_GROUP_ROWS", 3_000)
-    rows = 20_000  # about 2 MB of report.csv: several 256 KiB blocks of ~2,500 rows
+    rows = 20_000
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        ledger.ingest([(i, META, str(i), "id", f"{i:024x}", 1, None, None, None, None)
-                       for i in range(1, rows + 1)])
+        for first in range(1, rows + 1, 1_000):
+            ledger.ingest([_rows(first, first + 499), _rows(first + 500, first + 999)])
         ledger.set_meta(dry_run=True)
         write_reports(ledger, tmp_path)
     meta = pq.ParquetFile(tmp_path / "report.parquet").metadata
@@ -79,3 +113,6 @@ def test_parquet_row_groups_are_gathered_from_the_csv_batches(tmp_path, monkeypa
     table = pq.read_table(tmp_path / "report.parquet")
     assert table.column("row").to_pylist() == list(range(1, rows + 1))
     assert table.column("customerId").to_pylist() == [str(i) for i in range(1, rows + 1)]
+    lines = _read_csv(tmp_path / "report.csv")[1:]
+    assert [line[2] for line in lines] == table.column("customerId").to_pylist()
+    assert {line[5] for line in lines} == {"would_revoke"}

@@ -188,9 +188,13 @@ def test_not_utf8_far_into_a_file_and_in_the_header(tmp_path: Path) -> None:
 def test_not_utf8_across_a_read_boundary(tmp_path: Path) -> None:
     # A two-byte sequence cut by the 1 MiB read, whose second byte is wrong: the offset
     # is that of its first byte, read in the chunk before.
-    head = f"{HEADER}\n{META},".encode()
-    filler = b"1" * ((1 << 20) - len(head) - 1)
-    path = write(tmp_path, "in.csv", head + filler + b"\xc3(," + earned(1).encode() + b"\n")
+    line = f"{META},1,{earned(1)}\n".encode()
+    body = f"{HEADER}\n".encode()
+    body += line * (((1 << 20) - len(body)) // len(line) - 1)
+    prefix = f"{META},".encode()
+    filler = b"1" * ((1 << 20) - 1 - len(body) - len(prefix))
+    path = write(tmp_path, "in.csv", body + prefix + filler + b"\xc3(," + earned(1).encode()
+                 + b"\n")
     assert f"invalid byte 0xc3 at byte offset {(1 << 20) - 1:,})" in error_of(path)
 
 
@@ -238,7 +242,7 @@ def test_a_fifty_megabyte_field_fails_fast(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert time.monotonic() - started < 10
     assert peak < 32 << 20  # the field is never held whole, not even to say where it is
-    assert "record 2 (line 3) is larger than 1 MiB" in message
+    assert "record 2 (line 3) is larger than 256 KiB" in message
     assert "999" not in message
 
 
@@ -287,7 +291,7 @@ def test_a_gzip_file_is_unpacked_privately_and_the_spool_removed(tmp_path: Path)
 def test_an_unclosed_quote_fails_fast_and_is_located(tmp_path: Path) -> None:
     good = f"{META},1,{earned(1)}\n"
     path = write(tmp_path, "in.csv", f'{HEADER}\n{good}{META},"2,{earned(2)}\n' + good * 50_000)
-    assert "record 2 (line 3) is larger than 1 MiB" in error_of(path)
+    assert "record 2 (line 3) is larger than 256 KiB" in error_of(path)
 
 
 def test_huge_headers_are_refused(tmp_path: Path) -> None:

@@ -126,3 +126,45 @@ def test_messages_never_quote_the_customer_id(customer: str, id_type: str, meta:
     verdict = validate(meta, customer, earned, id_type, "id")
     assert "Zq§" not in (verdict.error_message or "")
     assert (verdict.error_code is None) == (verdict.error_message is None)
+
+
+# --- a batch at a time: the same verdicts as validate(), row for row ------------------------
+_FIELD = st.one_of(
+    st.none(),
+    st.sampled_from([META, EARNED, META.upper(), " " + META, META[:23], META + "0", "",
+                     "566135941", "0566135941", "9223372036854775807", "99999999999999999999",
+                     "+919876543210", "98765", "1.5e3", "jane@example.com", " 42 ", "4\u200b2",
+                     "\u0662\u0663", "id", "ID", "mobile", "email", "externalId", "phone", " "]),
+    st.text(max_size=30))
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(_FIELD, _FIELD, _FIELD, _FIELD), min_size=1, max_size=40),
+       with_type=st.booleans(), default=st.sampled_from(["id", "mobile", "email"]))
+def test_validate_columns_gives_validate_s_verdicts(rows, with_type, default):
+    from bulkrevoke.arrays import strings
+    from bulkrevoke.validate import validate_columns
+
+    fields = list(zip(*rows, strict=True))
+    columns = (strings(fields[0]), strings(fields[1]), strings(fields[2]),
+               strings(fields[3]) if with_type else None)
+    batch = validate_columns(columns, 7, default)
+    assert batch.column("row").to_pylist() == list(range(7, 7 + len(rows)))
+    got = list(zip(*(batch.column(i).to_pylist() for i in range(1, 7)), strict=True))
+    assert got == [tuple(validate(m, c, e, t if with_type else None, default))
+                   for m, c, e, t in rows]
+
+
+def test_validate_columns_takes_the_common_rows_without_calling_validate(monkeypatch):
+    from bulkrevoke import validate as module
+    from bulkrevoke.arrays import strings
+
+    called = []
+    real = module.validate
+    monkeypatch.setattr(module, "validate", lambda *a: called.append(a) or real(*a))
+    columns = (strings([META] * 3), strings(["566135941", "+919876543210", "x"]),
+               strings([EARNED] * 3), strings(["", "mobile", "id"]))
+    batch = module.validate_columns(columns, 1, "id")
+    assert batch.column("error_code").to_pylist() == [None, None, "bad_customer_id"]
+    assert batch.column("identifier_type").to_pylist() == ["id", "mobile", "id"]
+    assert [a[1] for a in called] == ["x"]  # only the row that is not a common shape

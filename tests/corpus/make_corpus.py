@@ -208,9 +208,9 @@ def _file_level_cases() -> list[Case]:
              error="record 2 (line 4) has 2 fields"),
         Case("unclosed-quote.csv", _csv([three, good, f'{META},"566135941,{e(2)}']
                                         + [good] * 40_000), 2,
-             error="record 2 (line 3) is larger than 1 MiB"),
+             error="record 2 (line 3) is larger than 256 KiB"),
         Case("fifty-mb-field.csv", lambda: _csv([three, good]) + b"7" * (50 << 20) + b",1,2\n", 2,
-             error="record 2 (line 3) is larger than 1 MiB", timeout=30),
+             error="record 2 (line 3) is larger than 256 KiB", timeout=30),
         Case("fifty-thousand-columns.csv", _csv([",".join(f"c{i}" for i in range(50_000))]), 2,
              error="the header has 50,000 columns", timeout=30),
         Case("huge-header-line.csv", lambda: b"x" * (50 << 20), 2,
