@@ -43,7 +43,7 @@ def ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress)
             progress.advance(batch.num_rows)
         _store(held, ledger, finder)
         duplicates = 0
-        for pairs in finder.duplicates():
+        for pairs in finder.duplicates(ledger.row_batches):
             ledger.add_duplicates(pairs)
             duplicates += len(pairs)
     finally:
