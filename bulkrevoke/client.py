@@ -8,12 +8,12 @@ and turns every aiohttp exception into a ``Reply`` in one place. It never retrie
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import enum
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,9 +29,11 @@ REVOKE_PATH = "/api_gateway/v1/badges/customer/revokeEarn"
 # A JSON string literal, escaped (C speed: this runs three times per row).
 _json_string = json.encoder.encode_basestring_ascii
 try:  # the speed extra: orjson parses answers several times faster
-    from orjson import loads as _json_loads
+    import orjson
+
+    _json_loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover - depends on the extra
-    from json import loads as _json_loads
+    _json_loads = json.loads
 
 
 class ReplyKind(enum.Enum):
@@ -146,56 +148,58 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 class CapillaryClient:
-    """An aiohttp session bound to one host and one set of credentials."""
+    """Requests to one host with one set of credentials: the revocations on lean
+    keep-alive connections (``http1``), OAuth token calls on an aiohttp session."""
 
     def __init__(self, base_url: str, credentials: Credentials, *, timeout: float,
                  concurrency: int, ca_bundle: Path | None = None) -> None:
         self._base_url = base_url
-        self._url_text = base_url + REVOKE_PATH
-        self._url: Any = None
         self._credentials = credentials
         self._timeout = timeout
         self._concurrency = concurrency
         self._ca_bundle = ca_bundle
         self._session: Any = None
+        self._pool: Any = None
         self._tokens = (OAuthTokens(base_url, credentials.client_key or "",
                                     credentials.client_secret or "")
                         if credentials.uses_oauth else None)
-        self._headers: dict[str, Any] = {}
+        self._headers: dict[str, dict[str, str]] = {}
+        self._heads: dict[str, bytes] = {}
 
     async def __aenter__(self) -> CapillaryClient:
         import aiohttp
 
-        context: ssl.SSLContext | bool = True
-        if self._url_text.startswith("https:"):
+        from .http1 import ConnectionPool
+
+        context: ssl.SSLContext | None = None
+        if self._base_url.startswith("https:"):
             # Verification always on; loading the system's CA store is costly, so it is
             # done only when the host speaks TLS (plain http is loopback-only anyway).
             context = ssl.create_default_context()
             if self._ca_bundle is not None:
                 context.load_verify_locations(cafile=str(self._ca_bundle))
-        from multidict import CIMultiDict
-        from yarl import URL
-
-        connector = aiohttp.TCPConnector(limit=self._concurrency + 1, ssl=context)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout, connect=min(self._timeout, 10.0)),
-            # No cookies: the API needs none, and a jar costs work on every request.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        self._url = URL(self._url_text)  # parsed once, not per request
+        self._pool = ConnectionPool(self._base_url, ssl_context=context,
+                                    connect_timeout=min(self._timeout, 10.0))
+        if self._tokens is not None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=2, ssl=context or True),
+                timeout=aiohttp.ClientTimeout(total=self._timeout,
+                                              connect=min(self._timeout, 10.0)),
+                cookie_jar=aiohttp.DummyCookieJar())
         base = {"Content-Type": "application/json", "Accept": "application/json",
                 "User-Agent": f"bulkrevoke/{__version__}"}
         if self._credentials.uses_basic and self._tokens is None:
             base["Authorization"] = basic_authorization(
                 self._credentials.username or "", self._credentials.password or "")
-        self._headers = {
-            kind: CIMultiDict(base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind})
-            for kind in ("id", "mobile", "email", "externalId", "cardNumber")
-        }
+        for kind in ("id", "mobile", "email", "externalId", "cardNumber"):
+            headers = base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind}
+            self._headers[kind] = headers
+            self._heads[kind] = self._pool.prepare(REVOKE_PATH, headers)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
 
@@ -205,60 +209,48 @@ class CapillaryClient:
                     else _json_string(row.customer_id))
         body = (f'{{"badgeMetaId":{_json_string(row.badge_meta_id)},"customerId":{customer},'
                 f'"earnedBadgeId":{_json_string(row.earned_badge_id)}}}').encode()
-        headers = self._headers[row.identifier_type]
         if self._tokens is None:
-            return await self._post(body, headers)
+            return await self._post(body, self._heads[row.identifier_type])
+        headers = self._headers[row.identifier_type]
         try:
             token_header = await self._tokens.header(self._session)
-            reply = await self._post(body, {**headers, **token_header})
+            reply = await self._post(body, self._pool.prepare(REVOKE_PATH,
+                                                              {**headers, **token_header}))
             if reply.kind is ReplyKind.UNAUTHORIZED:
                 # One renewal, then the same request again: a token may expire early.
                 await self._tokens.renew(self._session, token_header["X-CAP-API-OAUTH-TOKEN"])
                 token_header = await self._tokens.header(self._session)
-                reply = await self._post(body, {**headers, **token_header})
+                reply = await self._post(body, self._pool.prepare(REVOKE_PATH,
+                                                                  {**headers, **token_header}))
         except TokenUnavailable as exc:
             return Reply(ReplyKind.NOT_SENT, None, None, "token_unavailable", str(exc),
                          source=ErrorSource.NETWORK)
         return reply
 
-    async def _post(self, body: bytes, headers: dict[str, str]) -> Reply:
-        import aiohttp
+    async def _post(self, body: bytes, head: bytes) -> Reply:
+        from .http1 import AnswerLost, AnswerTimeout, ConnectError, TlsError
 
         try:
-            async with self._session.post(self._url, data=body, headers=headers,
-                                          allow_redirects=False) as response:
-                payload = await response.read()
-                status = response.status
-                request_id = response.headers.get("X-Cap-Requestid")
-                retry_after = (parse_retry_after(response.headers.get("Retry-After"))
-                               if status in (429, 503) else None)
-                if 300 <= status < 400:
-                    location = response.headers.get("Location", "")
-                    return Reply(ReplyKind.REDIRECT, status, request_id, str(status),
-                                 f"redirect to {location[:200]!r} not followed",
-                                 source=ErrorSource.HTTP)
-        except aiohttp.ClientError as exc:
-            return _network_reply(exc)
-        except asyncio.TimeoutError:
+            response = await self._pool.post(head, body, self._timeout)
+        except TlsError as exc:
+            return Reply(ReplyKind.TLS_ERROR, None, None, "tls_error",
+                         f"TLS verification failed ({exc}); trust the host's CA with --ca-bundle",
+                         source=ErrorSource.NETWORK)
+        except ConnectError as exc:
+            return Reply(ReplyKind.NOT_SENT, None, None, "connect_error",
+                         f"could not connect ({exc})", source=ErrorSource.NETWORK)
+        except AnswerTimeout:
             return Reply(ReplyKind.LOST, None, None, "timeout",
                          f"no answer within {self._timeout:g}s", source=ErrorSource.NETWORK)
-        return classify_response(status, payload, request_id, retry_after)
-
-
-def _network_reply(exc: Exception) -> Reply:
-    """Translate aiohttp's exceptions: did the request leave, or may it have landed?"""
-    import aiohttp
-
-    name = exc.__class__.__name__
-    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
-        return Reply(ReplyKind.TLS_ERROR, None, None, "tls_error",
-                     f"TLS verification failed ({name}); trust the host's CA with --ca-bundle",
-                     source=ErrorSource.NETWORK)
-    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-        return Reply(ReplyKind.NOT_SENT, None, None, "connect_error", f"could not connect ({name})",
-                     source=ErrorSource.NETWORK)
-    if isinstance(exc, asyncio.TimeoutError):
-        return Reply(ReplyKind.LOST, None, None, "timeout", f"no answer in time ({name})",
-                     source=ErrorSource.NETWORK)
-    return Reply(ReplyKind.LOST, None, None, "connection_lost", f"connection lost ({name})",
-                 source=ErrorSource.NETWORK)
+        except AnswerLost as exc:
+            return Reply(ReplyKind.LOST, None, None, "connection_lost", str(exc),
+                         source=ErrorSource.NETWORK)
+        status, headers = response.status, response.headers
+        request_id = headers.get("x-cap-requestid")
+        if 300 <= status < 400:
+            location = headers.get("location", "")
+            return Reply(ReplyKind.REDIRECT, status, request_id, str(status),
+                         f"redirect to {location[:200]!r} not followed", source=ErrorSource.HTTP)
+        retry_after = (parse_retry_after(headers.get("retry-after"))
+                       if status in (429, 503) else None)
+        return classify_response(status, response.body, request_id, retry_after)
