@@ -14,9 +14,8 @@ import json
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ._version import __version__
 from .auth import OAuthTokens, TokenUnavailable, basic_authorization
@@ -53,8 +52,11 @@ class ReplyKind(enum.Enum):
     UNEXPECTED = "unexpected"        # a 2xx that says neither success nor error
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
+    """One attempt's answer, as the engine and the retry policy read it. (A NamedTuple:
+    as immutable as a frozen dataclass, and several times cheaper to build, which shows
+    once per attempt.)"""
+
     kind: ReplyKind
     http_status: int | None = None
     request_id: str | None = None

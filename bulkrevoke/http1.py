@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 << 10
@@ -47,8 +46,7 @@ class AnswerTimeout(AnswerLost):
     """No complete answer in time."""
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: dict[str, str]  # names in lower case; a repeated header keeps its last value
     body: bytes
