@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 from collections import Counter
@@ -24,7 +25,6 @@ from ._version import __version__
 from .failpoints import failpoint
 from .ledger import Ledger
 from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
-from .source import file_sha256
 
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
@@ -82,6 +82,8 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     with _private(temps["report.csv"]) as report_out, \
             _private(temps["failed.csv"]) as failed_out, \
             _private(temps["report.parquet"]) as parquet_out:
+        written = {"report.csv": report_out, "failed.csv": failed_out,
+                   "report.parquet": parquet_out}
         report_out.write(_header(REPORT_COLUMNS))
         failed_out.write(_header(FAILED_COLUMNS))
         schema = report_schema()
@@ -113,7 +115,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
     summary = build_summary(ledger, meta, tally,
-                            {name: file_sha256(paths[name]) for name in REPORT_FILES})
+                            {name: written[name].digest.hexdigest() for name in REPORT_FILES})
     temp = run_dir / "summary.json.tmp"
     with _private(temp) as out:
         out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
@@ -354,16 +356,41 @@ def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
 
 
 class _private:
-    """Open a new binary file readable by its owner only."""
+    """Create a new binary file readable by its owner only; what is written to it is
+    hashed on the way (the summary's SHA-256s, without reading the files again)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> _HashingWriter:
         self._path.unlink(missing_ok=True)
         fd = os.open(self._path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        self._file = os.fdopen(fd, "wb")
+        self._file = _HashingWriter(os.fdopen(fd, "wb"))
         return self._file
 
     def __exit__(self, *exc: object) -> None:
         self._file.close()
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return int(self._raw.write(data))
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def tell(self) -> int:
+        return int(self._raw.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()  # flushes
+            self._raw.close()
