@@ -169,8 +169,6 @@ class CapillaryClient:
         self._heads: dict[str, bytes] = {}
 
     async def __aenter__(self) -> CapillaryClient:
-        import aiohttp
-
         from .http1 import ConnectionPool
 
         context: ssl.SSLContext | None = None
@@ -183,6 +181,8 @@ class CapillaryClient:
         self._pool = ConnectionPool(self._base_url, ssl_context=context,
                                     connect_timeout=min(self._timeout, 10.0))
         if self._tokens is not None:
+            import aiohttp  # only for OAuth's token calls: a Basic run never loads it
+
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=2, ssl=context or True),
                 timeout=aiohttp.ClientTimeout(total=self._timeout,
