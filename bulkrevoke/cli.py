@@ -155,7 +155,9 @@ def _run(args: argparse.Namespace) -> int:
     settings["verbosity"] = -1 if args.quiet else args.verbose
     config = resolve_config(args.input, settings)
     _lean_memory_pool()
-    result = _event_loop_run(run(config, install_signal_handlers=True))
+    from . import loops
+
+    result = loops.run(run(config, install_signal_handlers=True))
     if not args.quiet:
         from .summary_text import format_summary
 
@@ -191,17 +193,6 @@ def _lean_memory_pool() -> None:
         pa.jemalloc_set_decay_ms(0)
     except NotImplementedError:  # a pyarrow built without jemalloc
         pass
-
-
-def _event_loop_run(coroutine: Any) -> Any:
-    """asyncio.run, on uvloop when the speed extra is installed."""
-    import asyncio
-
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    return uvloop.run(coroutine)  # pragma: no cover - only with the speed extra
 
 
 def _report(run_dir: Path) -> int:

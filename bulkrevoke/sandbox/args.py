@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import TypeVar
 
+from bulkrevoke import loops
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.sandbox.faults import NO_FAULTS, FaultProfile
 from bulkrevoke.sandbox.settings import SandboxSettings
@@ -208,7 +209,7 @@ def serve_forever(settings: SandboxSettings) -> int:
     """Run the sandbox until SIGINT or SIGTERM; print its URL first. Returns exit code 0."""
     # KeyboardInterrupt: where the loop can't install signal handlers (Windows).
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings))
+        loops.run(_serve(settings))
     return 0
 
 

@@ -11,6 +11,7 @@ import asyncio
 import threading
 from types import TracebackType
 
+from bulkrevoke import loops
 from bulkrevoke.sandbox.server import Sandbox
 from bulkrevoke.sandbox.settings import SandboxSettings
 from bulkrevoke.sandbox.truth import GroundTruth
@@ -63,7 +64,7 @@ class SandboxThread:
         return self._sandbox.truth()
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = loops.new_event_loop()
         try:
             try:
                 self.url = loop.run_until_complete(self._sandbox.start())
