@@ -79,6 +79,8 @@ def true_positions(mask: Any) -> Any:
     """The positions where a boolean array is true (nulls count as false), as numpy int64."""
     import pyarrow.compute as pc
 
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
     positions = pc.indices_nonzero(mask)
     return np.frombuffer(positions.buffers()[1], np.uint64, len(positions)).astype(np.int64)
 

@@ -124,7 +124,7 @@ class DuplicateFinder:
             table = pa.Table.from_batches(
                 [pa.ipc.read_record_batch(message, schema) for message in messages], schema)
             order = pc.sort_indices(table, sort_keys=[("key", "ascending"), ("row", "ascending")])
-            keys = table.column("key").take(order)
+            keys = table.column("key").take(order).combine_chunks()
             rows = int64_view(table.column("row").take(order).combine_chunks())
             del table
             repeats = true_positions(pc.equal(keys[1:], keys[:-1])) + 1

@@ -61,6 +61,7 @@ class Masker:
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
     """Write report.csv, report.parquet, failed.csv and summary.json; return the summary."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -75,9 +76,10 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
-    # RFC 4180: CRLF line breaks; every text value is quoted (pyarrow's "needed" style),
-    # numbers, booleans and empty cells are not. The header is written plain.
-    options = pacsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
+    # Every text value is quoted (pyarrow's "needed" style), so a line break inside a
+    # value is never mistaken for the end of a record; numbers, booleans and empty cells
+    # are bare. Lines end in LF. The header is written plain.
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
     with _private(temps["report.csv"]) as report_out, \
             _private(temps["failed.csv"]) as failed_out, \
@@ -88,7 +90,8 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         failed_out.write(_header(FAILED_COLUMNS))
         schema = report_schema()
         report_csv = pacsv.CSVWriter(report_out, schema, write_options=options)
-        failed_csv = pacsv.CSVWriter(failed_out, _failed_schema(), write_options=options)
+        failed_schema = _failed_schema()
+        failed_csv = pacsv.CSVWriter(failed_out, failed_schema, write_options=options)
         # Dictionary encoding only where values repeat: for a column of ids it costs a
         # hash table of every value in the row group, and saves nothing.
         parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd",
@@ -104,9 +107,10 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
             tally.add(report)
             failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
             if failed.num_rows:
-                failed_csv.write_batch(failed.select(
-                    ["badge_meta_id", "customer_id", "earned_badge_id", "identifier_type"]
-                ).rename_columns(list(FAILED_COLUMNS)))
+                failed_csv.write_batch(pa.record_batch(
+                    [failed.column(name) for name in ("badge_meta_id", "customer_id",
+                                                      "earned_badge_id", "identifier_type")],
+                    schema=failed_schema))
         groups.close()
         parquet.close()
         report_csv.close()
@@ -124,7 +128,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
 
 
 def _header(columns: Sequence[str]) -> bytes:
-    return (",".join(columns) + "\r\n").encode("ascii")
+    return (",".join(columns) + "\n").encode("ascii")
 
 
 def _failed_schema() -> Any:
