@@ -104,8 +104,9 @@ class Ledger:
             "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         if not fresh and version != SCHEMA_VERSION:
             self._db.close()
+            # (Schema 1 predates the version stamp: it reads as 0.)
             raise RunDirError(f"{path}: written by another version of bulkrevoke (ledger "
-                              f"schema {version}, this version reads {SCHEMA_VERSION})")
+                              f"schema {version or 1}, this version reads {SCHEMA_VERSION})")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -179,10 +180,6 @@ class Ledger:
                 return
             last = found[0]
             yield from pa.ipc.open_stream(found[1])
-
-    def row_count(self) -> int:
-        return int(self._db.execute(
-            "SELECT COALESCE(MAX(last_row), 0) FROM row_batches").fetchone()[0])
 
     def add_duplicates(self, pairs: Iterable[tuple[int, int]]) -> None:
         """(row, first): *row* repeats the valid row *first*, which is sent in its stead."""

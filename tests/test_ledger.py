@@ -24,7 +24,7 @@ def test_ledger_is_private_and_stores_rows_in_batches(tmp_path):
         assert [b.num_rows for b in batches] == [500, 200, 300]
         assert [r for b in batches for r in b.column("row").to_pylist()] == list(range(1, 1001))
         assert batches[0].column("error_code")[6].as_py() == "malformed_id"
-        assert ledger.row_count() == 1000 and ledger.pending_count() == 999
+        assert ledger.pending_count() == 999
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     with sqlite3.connect(path) as db:  # a few BLOBs, not a row each
         assert db.execute("SELECT COUNT(*) FROM row_batches").fetchone()[0] == 2
@@ -59,6 +59,5 @@ def test_a_ledger_of_another_schema_is_refused(tmp_path):
     path = tmp_path / "ledger.sqlite"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("PRAGMA user_version = 1")
-    with pytest.raises(RunDirError, match="another version of bulkrevoke"):
+    with pytest.raises(RunDirError, match=r"another version of bulkrevoke .ledger schema 1,"):
         Ledger(path)
