@@ -198,7 +198,7 @@ class _Renderer:
         self._doubt_message = f"{stop_note} after a request whose answer was lost; --resume will settle it"
         self._unsent_message = f"{stop_note} before this row was sent"
         self._text = {value: scalar(value) for value in (
-            self._pending, Status.INVALID.value, "local", "run", self._unsent_message)}
+            self._pending, Status.INVALID.value, "local")}
         self._masked_types = strings(sorted(MASKED_TYPES))
 
     def __call__(self, stored: Any, outcomes: Sequence[tuple[Any, ...]],
