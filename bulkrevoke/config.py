@@ -166,6 +166,10 @@ def resolve_host(value: str) -> str:
         raise ConfigError(f"--host: plain http is refused for {parts.hostname}; use https")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("--host: give a base URL without user, query or fragment")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ConfigError(f"--host: {parts.hostname!r} is not a valid host name") from None
     return raw.rstrip("/")
 
 

@@ -16,6 +16,7 @@ written, and no complete answer came: it may have been applied), ``AnswerTimeout
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 MAX_HEAD = 64 << 10
 MAX_BODY = 8 << 20
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class HttpError(Exception):
@@ -61,7 +63,9 @@ class ConnectionPool:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        # A host name on the wire is ASCII (IDNA); a name that has no such form ("a..b",
+        # a label over 63 characters) can't be connected to.
+        self._host = parts.hostname.encode("idna").decode("ascii")
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
         default_port = self._port == (443 if self._https else 80)
@@ -121,6 +125,8 @@ class ConnectionPool:
             raise ConnectError(f"no connection within {self._connect_timeout:g}s") from None
         except OSError as exc:
             raise ConnectError(exc.strerror or type(exc).__name__) from None
+        except (UnicodeError, ValueError) as exc:  # a name the resolver refuses
+            raise ConnectError(f"bad host name ({type(exc).__name__})") from None
         return connection
 
 
@@ -164,7 +170,7 @@ class _Connection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:
+        if self._waiter is None or self._waiter.done():
             self._keep = False  # an answer nobody asked for: this connection is not in step
             self.close()
             return
@@ -250,6 +256,7 @@ class _ResponseParser:
                 if self._buffer:
                     raise _Malformed("bytes after the answer")
                 return self._done(b"")
+            raise _Malformed("bytes after the answer")  # "finished": nothing more is due
 
     def feed_eof(self) -> Response:
         if self._mode == "close":
@@ -284,7 +291,7 @@ class _ResponseParser:
                 raise _Malformed(f"transfer-encoding {coding!r}")
             self._mode, self._remaining = "chunked", -1
         elif length is not None:
-            if not length.isdigit() or int(length) > MAX_BODY:
+            if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
                 raise _Malformed("bad Content-Length")
             self._mode, self._remaining = "length", int(length)
         else:
@@ -300,10 +307,9 @@ class _ResponseParser:
                         raise _Malformed("chunk size line too long")
                     return None
                 size_text = bytes(self._buffer[:end]).split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise _Malformed("bad chunk size") from None
+                if not _HEX_DIGITS.fullmatch(size_text):
+                    raise _Malformed("bad chunk size")
+                size = int(size_text, 16)
                 del self._buffer[:end + 2]
                 if size == 0:
                     self._remaining = -2
@@ -314,6 +320,8 @@ class _ResponseParser:
             if self._remaining == -2:  # trailers, up to an empty line
                 end = self._buffer.find(b"\r\n")
                 if end < 0:
+                    if len(self._buffer) > MAX_HEAD:
+                        raise _Malformed("trailers too long")
                     return None
                 line = bytes(self._buffer[:end])
                 del self._buffer[:end + 2]

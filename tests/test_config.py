@@ -36,7 +36,8 @@ def test_hosts_clusters_and_urls():
 
 
 @pytest.mark.parametrize("bad", ["http://eu.api.capillarytech.com", "ftp://x", "nowhere",
-                                 "https://user:pw@host.test"])
+                                 "https://user:pw@host.test", "https://a..b.example",
+                                 "https://" + "x" * 64 + ".example"])
 def test_hosts_refused(bad):
     with pytest.raises(ConfigError, match="--host"):
         resolve_host(bad)

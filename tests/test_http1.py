@@ -15,6 +15,7 @@ from bulkrevoke.http1 import (
     AnswerTimeout,
     ConnectError,
     ConnectionPool,
+    _Malformed,
     _ResponseParser,
 )
 
@@ -115,6 +116,10 @@ async def test_chunked_interim_and_close_delimited_answers(serve: Any) -> None:
     (b"SMTP ready\r\n\r\n", AnswerLost),                          # not HTTP
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", AnswerLost),  # cut short
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", AnswerLost),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n", AnswerLost),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",
+     AnswerLost),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n", AnswerLost),  # a superscript 2
 ])
 async def test_a_lost_answer_says_the_request_may_have_landed(
         serve: Any, answer: Any, error: type[Exception]) -> None:
@@ -160,3 +165,10 @@ def test_the_parser_takes_an_answer_a_byte_at_a_time() -> None:
     assert (results[-1].status, results[-1].headers["retry-after"], results[-1].body) == (
         429, "2", b"abc")
     assert parser.keep_alive
+
+
+def test_bytes_after_a_complete_answer_are_refused_not_looped_on() -> None:
+    parser = _ResponseParser()
+    assert parser.feed(OK) is not None
+    with pytest.raises(_Malformed):
+        parser.feed(b"X")
