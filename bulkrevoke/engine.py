@@ -44,6 +44,7 @@ class StopReason:
     TLS = "tls"
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
+    INTERNAL = "internal"
 
 
 @dataclass
@@ -96,10 +97,11 @@ class Engine:
         for task in list(self._waiting):
             task.cancel()
 
-    def abort(self) -> None:
+    def abort(self, reason: str = StopReason.SIGNAL,
+              message: str = "interrupted twice: stopping at once") -> None:
         """Stop at once: cancel requests in flight (their rows stay in doubt)."""
         self._aborted = True
-        self.request_stop(StopReason.SIGNAL, "interrupted twice: stopping at once")
+        self.request_stop(reason, message)
         for task in self._tasks:
             task.cancel()
 
@@ -137,7 +139,13 @@ class Engine:
             if self.stop_reason:
                 self._unsent.append(row)
                 continue
-            outcome = await self._send(row)
+            try:
+                outcome = await self._send(row)
+            except Exception as exc:  # a bug, not a reply: stop rather than hang or guess
+                log.exception("row %d: internal error", row.row)
+                self.abort(StopReason.INTERNAL, f"internal error ({type(exc).__name__}): "
+                           "stopping; the row in flight is left in doubt")
+                raise
             if outcome is not None:
                 self._finish(row, outcome)
 

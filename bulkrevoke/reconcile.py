@@ -305,6 +305,7 @@ _STOP_NOTES = {
     "tls": "run stopped: the host's TLS certificate was not trusted",
     "error_rate": "run stopped: too many rows failed",
     "signal": "run interrupted",
+    "internal": "run stopped by an internal error",
 }
 
 

@@ -151,6 +151,23 @@ async def test_abort_leaves_in_flight_rows_in_doubt(tmp_path):
     assert set(_statuses(ledger).values()) == {None}
 
 
+async def test_an_internal_error_stops_the_run_instead_of_hanging(tmp_path):
+    # Even when every request raises: the feeder must not wait forever on a full queue.
+    class Broken(FakeRevoker):
+        async def revoke_earned_badge(self, row):
+            await super().revoke_earned_badge(row)
+            raise RuntimeError("bug")
+
+    ledger = _ledger(tmp_path, 200)
+    engine = _engine(ledger, Broken(), concurrency=2)
+    await asyncio.wait_for(engine.run(), timeout=10)
+    assert engine.stop_reason == StopReason.INTERNAL
+    assert "internal error (RuntimeError)" in engine.stop_message
+    assert 1 <= ledger.in_doubt_count() <= 2  # what was in flight: it may have landed
+    assert set(_statuses(ledger).values()) == {None}
+    assert ledger.pending_count() == 200
+
+
 @pytest.mark.parametrize("kind", [ReplyKind.SUCCESS, ReplyKind.NOT_ACTIVE])
 async def test_outcomes_are_flushed_with_counters(tmp_path, kind):
     ledger = _ledger(tmp_path, 10)
