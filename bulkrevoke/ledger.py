@@ -107,8 +107,8 @@ class Ledger:
             # (Schema 1 predates the version stamp: it reads as 0.)
             raise RunDirError(f"{path}: written by another version of bulkrevoke (ledger "
                               f"schema {version or 1}, this version reads {SCHEMA_VERSION})")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # One transaction: a ledger has its tables and its version stamp, or neither.
+        self._db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
 
     def close(self) -> None:
         self._db.close()
