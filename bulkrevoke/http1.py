@@ -231,13 +231,9 @@ class _ResponseParser:
         self._buffer += data
         while True:
             if self._mode == "":
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self._buffer) > MAX_HEAD:
-                        raise _Malformed("head too large")
+                head = self._take(b"\r\n\r\n", "head too large")
+                if head is None:
                     return None
-                head = bytes(self._buffer[:end])
-                del self._buffer[:end + 4]
                 if not self._head(head):
                     continue  # a 1xx interim answer: the real one follows
             if self._mode == "length":
@@ -301,16 +297,13 @@ class _ResponseParser:
     def _chunks(self) -> Response | None:
         while True:
             if self._remaining == -1:  # at a chunk-size line
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self._buffer) > MAX_HEAD:
-                        raise _Malformed("chunk size line too long")
+                size_line = self._take(b"\r\n", "chunk size line too long")
+                if size_line is None:
                     return None
-                size_text = bytes(self._buffer[:end]).split(b";", 1)[0].strip()
+                size_text = size_line.split(b";", 1)[0].strip()
                 if not _HEX_DIGITS.fullmatch(size_text):
                     raise _Malformed("bad chunk size")
                 size = int(size_text, 16)
-                del self._buffer[:end + 2]
                 if size == 0:
                     self._remaining = -2
                 else:
@@ -318,13 +311,9 @@ class _ResponseParser:
                         raise _Malformed("body too large")
                     self._remaining = size
             if self._remaining == -2:  # trailers, up to an empty line
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self._buffer) > MAX_HEAD:
-                        raise _Malformed("trailers too long")
+                line = self._take(b"\r\n", "trailers too long")
+                if line is None:
                     return None
-                line = bytes(self._buffer[:end])
-                del self._buffer[:end + 2]
                 if not line:
                     if self._buffer:
                         raise _Malformed("bytes after the answer")
@@ -337,6 +326,18 @@ class _ResponseParser:
             self._body += self._buffer[:self._remaining]
             del self._buffer[:self._remaining + 2]
             self._remaining = -1
+
+    def _take(self, terminator: bytes, too_long: str) -> bytes | None:
+        """The bytes before *terminator*, taken from the buffer with it; None until it has
+        arrived, and an error (*too_long*) once the wait exceeds MAX_HEAD bytes."""
+        end = self._buffer.find(terminator)
+        if end < 0:
+            if len(self._buffer) > MAX_HEAD:
+                raise _Malformed(too_long)
+            return None
+        taken = bytes(self._buffer[:end])
+        del self._buffer[:end + len(terminator)]
+        return taken
 
     def _done(self, body: bytes) -> Response:
         self._mode = "finished"
