@@ -40,7 +40,12 @@ def mask_at(positions: Sequence[int], count: int) -> Any:
     """A boolean array of *count* values, true at *positions*."""
     where = np.zeros(count, np.bool_)
     where[list(positions)] = True
-    return pa.Array.from_buffers(pa.bool_(), count,
+    return mask_from_numpy(where)
+
+
+def mask_from_numpy(where: Any) -> Any:
+    """A numpy bool array as a pyarrow boolean array."""
+    return pa.Array.from_buffers(pa.bool_(), len(where),
                                  [None, pa.py_buffer(np.packbits(where, bitorder="little"))])
 
 

@@ -63,13 +63,15 @@ class DuplicateFinder:
     def duplicates(self, stored: Callable[[], Iterable[Any]]) -> Iterator[list[tuple[int, int]]]:
         """(row, the first row with the same four fields), a bucket at a time. *stored*
         gives the ledger's row batches again, if there are candidates to check."""
+        from .arrays import mask_from_numpy
+
         candidates = self._candidates()
         if candidates is not None and not len(candidates):
             return
         for batch in stored():
             valid = _valid(batch)
             if candidates is not None and valid.num_rows:
-                valid = valid.filter(_mask(np.isin(_rows(valid), candidates)))
+                valid = valid.filter(mask_from_numpy(np.isin(_rows(valid), candidates)))
             if valid.num_rows:
                 self._spill_keys(valid)
         yield from self._duplicates_by_key()
@@ -195,12 +197,6 @@ def _rows(batch: Any) -> Any:
     from .arrays import int64_view
 
     return int64_view(batch.column("row"))
-
-
-def _mask(values: Any) -> Any:
-    from .arrays import mask_at
-
-    return mask_at(np.flatnonzero(values).tolist(), len(values))
 
 
 def _id_hash(valid: Any) -> Any:
