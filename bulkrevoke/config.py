@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .proxies import Proxy, choose_proxy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,6 +115,7 @@ class RunConfig:
     max_error_rate: float = 0.5
     delimiter: str | None = None
     ca_bundle: Path | None = None
+    proxy: Proxy | None = None
     mask_pii: bool = False
     pii_key: bytes | None = field(default=None, repr=False)
     progress: bool = True
@@ -167,10 +169,34 @@ def resolve_host(value: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("--host: give a base URL without user, query or fragment")
     try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rsplit("]", 1)[-1].count(":"):
+        raise ConfigError(f"--host: {value!r} has no valid port (a number from 1 to 65535)")
+    if not parts.path.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in parts.path):
+        raise ConfigError(f"--host: the path of {value!r} must be plain ASCII without spaces "
+                          "or control characters (percent-encode the rest)")
+    try:
         parts.hostname.encode("idna")
     except UnicodeError:
         raise ConfigError(f"--host: {parts.hostname!r} is not a valid host name") from None
     return raw.rstrip("/")
+
+
+def check_ca_bundle(path: Path) -> Path:
+    """Load *path* as CA certificates now, so that a bad file ends the run before ingest."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"--ca-bundle: {path}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "unreadable"
+        raise ConfigError(f"--ca-bundle: {path}: not a PEM file of CA certificates "
+                          f"({str(reason).lower().replace('_', ' ')})") from None
+    return path
 
 
 def parse_columns(value: Mapping[str, str] | list[str] | tuple[str, ...] | None) -> dict[str, str]:
@@ -245,7 +271,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 _FILE_KEYS = (
     "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
-    "max_error_rate", "delimiter", "ca_bundle", "mask_pii", "log_format", "out",
+    "max_error_rate", "delimiter", "ca_bundle", "proxy", "mask_pii", "log_format", "out",
     "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
 )
 _SECRET_KEYS = ("username", "password", "client_key", "client_secret")
@@ -308,8 +334,12 @@ def resolve_config(
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format: {log_format!r} is not text or json")
     ca_bundle = pick("ca_bundle")
-    if ca_bundle is not None and not Path(ca_bundle).is_file():
-        raise ConfigError(f"--ca-bundle: {ca_bundle}: no such file")
+    if ca_bundle is not None:
+        if not Path(ca_bundle).is_file():
+            raise ConfigError(f"--ca-bundle: {ca_bundle}: no such file")
+        check_ca_bundle(Path(ca_bundle))
+    # The sandbox is on loopback, in this process: no proxy can reach it.
+    proxy = choose_proxy(host, pick("proxy"), env) if host is not None else None
     mask_pii = bool(pick("mask_pii") or False)
     pii_key = env.get("BULKREVOKE_PII_KEY")
     if mask_pii and not pii_key:
@@ -335,6 +365,7 @@ def resolve_config(
         max_error_rate=max_error_rate,
         delimiter=delimiter,
         ca_bundle=Path(ca_bundle) if ca_bundle is not None else None,
+        proxy=proxy,
         mask_pii=mask_pii,
         pii_key=pii_key.encode() if mask_pii and pii_key else None,
         progress=bool(given.get("progress", True)),
@@ -347,7 +378,7 @@ def resolve_config(
 _SETTING_NAMES = (
     "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
     "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
-    "ca_bundle", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
+    "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
     "row_deadline", "backoff", "backoff_cap",
 )
 

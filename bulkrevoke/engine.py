@@ -27,7 +27,7 @@ from .config import RunConfig
 from .errors import SafetyStop
 from .ledger import Ledger, PendingRow
 from .outcome import Outcome, Status
-from .retry import RULES, Retry, StopRun, decide
+from .retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
 from .throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
@@ -37,11 +37,16 @@ FLUSH_ROWS = 512
 FLUSH_SECONDS = 0.25
 #: The error-rate breaker looks at this many of the most recently finished rows.
 BREAKER_WINDOW = 100
+#: This many answers in a row that are not shaped like the Badges API's (HTML pages, 4xx
+#: without its JSON envelope) stop the run: the host is something else.
+FOREIGN_LIMIT = 20
 
 
 class StopReason:
     AUTH = "auth"
     TLS = "tls"
+    PROXY_AUTH = "proxy_auth"
+    NOT_API = "not_api"
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
     INTERNAL = "internal"
@@ -86,6 +91,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._recent: deque[bool] = deque(maxlen=BREAKER_WINDOW)
         self._recent_failed = 0
+        self._foreign = 0  # answers in a row not shaped like the API's
         self._aborted = False
 
     # --- control --------------------------------------------------------------------------
@@ -153,13 +159,13 @@ class Engine:
         """Attempts for one row until it has an outcome, or None if the run stops first."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        maybe_applied = row.in_doubt
+        doubt = DOUBT_FROM_EARLIER_RUN if row.in_doubt else None
         attempt = 0
         in_request = False
         try:
             while True:
                 if self._throttle.must_wait() and not await self._wait(self._throttle.acquire()):
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
                 attempt += 1
                 self.stats.requests += 1
                 if attempt > 1:
@@ -169,25 +175,27 @@ class Engine:
                     reply = await self._revoker.revoke_earned_badge(row)
                 except SafetyStop as exc:
                     self.request_stop(StopReason.AUTH, str(exc))
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
                 in_request = False
                 self._observe(reply)
                 decision = decide(
-                    reply, attempt=attempt, maybe_applied=maybe_applied,
+                    reply, attempt=attempt, doubt=doubt,
                     elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
                     completed_at=_utc_now())
                 if isinstance(decision, Outcome):
                     return decision
                 if isinstance(decision, StopRun):
                     self.request_stop(decision.reason, _stop_message(decision.reason, reply))
-                    return self._leave_pending(row, maybe_applied)
-                maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
+                    return self._leave_pending(row, doubt)
+                doubt = doubt or doubt_after(reply, attempt)
                 assert isinstance(decision, Retry)
+                log.info("row %d: attempt %d got %s; retrying in %.2fs", row.row, attempt,
+                         _cause(reply), decision.delay)
                 if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
         except asyncio.CancelledError:
             if not in_request:
-                self._leave_pending(row, maybe_applied)  # aborted while waiting: nothing left
+                self._leave_pending(row, doubt)  # aborted while waiting: nothing left
             raise
 
     async def _wait(self, waiting: Coroutine[Any, Any, None]) -> bool:
@@ -211,6 +219,14 @@ class Engine:
             self._waiting.discard(task)
 
     def _observe(self, reply: Reply) -> None:
+        if reply.foreign:
+            self._foreign += 1
+            if self._foreign >= FOREIGN_LIMIT:
+                self.request_stop(StopReason.NOT_API, (
+                    f"the host does not answer like the Badges API ({self._foreign} answers in "
+                    f"a row like {_cause(reply)}): check --host"))
+        elif reply.http_status is not None:
+            self._foreign = 0
         if reply.kind is ReplyKind.THROTTLED:
             self.stats.throttled += 1
             self._throttle.on_throttled(reply.retry_after, self._policy.retry_after_cap)
@@ -219,10 +235,10 @@ class Engine:
         elif reply.kind in (ReplyKind.SUCCESS, ReplyKind.NOT_ACTIVE):
             self._throttle.on_success()
 
-    def _leave_pending(self, row: PendingRow, maybe_applied: bool) -> Outcome | None:
+    def _leave_pending(self, row: PendingRow, doubt: str | None) -> Outcome | None:
         """The row gets no outcome in this run; if nothing of it can have landed, its intent
         is withdrawn so that a resume sends it as a fresh row."""
-        if not maybe_applied:
+        if not doubt:
             self._unsent.append(row)
         return None
 
@@ -283,6 +299,15 @@ def _stop_message(reason: str, reply: Reply) -> str:
         return (f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
                 "check the credentials in the environment")
     return f"{reply.error_message}"
+
+
+def _cause(reply: Reply) -> str:
+    """An answer in a few words, for the log: the code, and what it meant."""
+    if reply.http_status is None:
+        return f"{reply.error_code} ({reply.error_message})"
+    if reply.error_message and reply.error_message != f"HTTP {reply.http_status}":
+        return f"HTTP {reply.http_status} {reply.error_code} ({reply.error_message})"
+    return f"HTTP {reply.http_status}"
 
 
 _second_cache: list[Any] = [-1, ""]

@@ -303,6 +303,8 @@ _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
 _STOP_NOTES = {
     "auth": "run stopped: authentication failed",
     "tls": "run stopped: the host's TLS certificate was not trusted",
+    "proxy_auth": "run stopped: the proxy refused its credentials",
+    "not_api": "run stopped: the host does not answer like the Badges API",
     "error_rate": "run stopped: too many rows failed",
     "signal": "run interrupted",
     "internal": "run stopped by an internal error",
@@ -346,13 +348,17 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], tally: _Tally,
     }
 
 
+#: Stop reasons that end a run with exit code 3 (a safety stop).
+SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate"})
+
+
 def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
               stop_reason: str | None) -> int:
     """Contract §5, from the report's counts and why the run stopped."""
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
     if unfinished and stop_reason == "signal":
         return 130
-    if unfinished and stop_reason in ("auth", "tls", "error_rate"):
+    if unfinished and stop_reason in SAFETY_STOPS:
         return 3
     clean = {s.value for s in CLEAN_STATUSES}
     if dry_run:
