@@ -36,6 +36,8 @@ _FAULT_FLAGS = (
     ("drop", "apply, then close the connection without an answer"),
     ("hang", "apply, then never answer (see --hang-seconds)"),
     ("malformed", "apply, then answer 200 with a truncated JSON body"),
+    ("not_read", "answer 408 with Connection: close (a load balancer's), not applied"),
+    ("gateway_page", "answer a gateway's HTML 404 page, not applied"),
     ("inactive_400", "deliver an 814 answer with HTTP 400 instead of 200"),
     ("slow", "delay an answer by an extra --slow-seconds"),
 )
@@ -149,6 +151,10 @@ def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
         metavar="SECONDS",
         help="extra delay of a --slow answer (default: %(default)s)",
     )
+    group.add_argument("--gzip", action="store_true",
+                       help="gzip-encode answers when the client accepts it")
+    group.add_argument("--retry-after-date", action="store_true",
+                       help="send Retry-After as an HTTP-date instead of seconds")
 
 
 def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> SandboxSettings:

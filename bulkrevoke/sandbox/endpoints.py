@@ -133,12 +133,17 @@ class SandboxEndpoints:
         fault = decision.fault
         if fault is Fault.THROTTLE:
             self.truth.throttled += 1
-            response = replies.throttled(self._faults.retry_after)
+            response = replies.throttled(self._faults.retry_after,
+                                         as_date=self._faults.retry_after_date)
         elif fault is Fault.THROTTLE_BARE:
             self.truth.throttled += 1
             response = replies.throttled(None)
         elif fault is Fault.BUSY:
             response = replies.error(521, *replies.BUSY)
+        elif fault is Fault.NOT_READ:
+            response = replies.not_read()
+        elif fault is Fault.GATEWAY_PAGE:
+            response = replies.gateway_page()
         else:
             status = decision.server_status
             response = replies.error(status, status, replies.SERVER_ERRORS[status])
@@ -197,6 +202,8 @@ class SandboxEndpoints:
             self.truth.request_log.append((arrived, NO_ANSWER))
             return web.Response(status=499)
         self.truth.request_log.append((arrived, response.status))
+        if self._faults.gzip:
+            response.enable_compression()  # gzip or deflate, as the request accepts
         return response
 
     async def _wait(self, slow: bool) -> None:
