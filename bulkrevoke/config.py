@@ -259,7 +259,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"--config: {file}: unknown setting(s) {', '.join(unknown)}")
-    if any(key in data for key in _SECRET_KEYS):
+    holds_proxy_password = "@" in str(data.get("proxy", ""))
+    if holds_proxy_password or any(key in data for key in _SECRET_KEYS):
         mode = file.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(

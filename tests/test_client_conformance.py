@@ -294,3 +294,34 @@ async def test_a_first_address_that_drops_packets_does_not_stop_the_run() -> Non
         server.close()
     assert reply.kind is ReplyKind.SUCCESS, reply
     assert scripted.connections == 1
+
+
+async def test_the_environment_is_read_once_by_the_settings_never_by_the_session(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Proxies come from config.resolve_config, not from aiohttp; ~/.netrc is never read.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password leaked\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    scripted = ScriptedServer([OK])
+    server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with CapillaryClient(f"http://127.0.0.1:{port}", Credentials(), timeout=2,
+                               concurrency=1) as client:  # no credentials: netrc would add some
+        assert (await client.revoke_earned_badge(ROW)).kind is ReplyKind.SUCCESS
+    server.close()
+    assert len(scripted.requests) == 1  # straight to the server, not to the proxy
+    assert b"authorization" not in scripted.requests[0].lower()
+
+
+async def test_a_token_that_cannot_go_into_a_header_stops_the_run() -> None:
+    from bulkrevoke.auth import OAuthTokens
+    from bulkrevoke.errors import SafetyStop
+
+    async def post(url: str, payload: dict[str, str]) -> tuple[int, Any]:
+        return 200, {"data": {"accessToken": "abc\r\nX-Injected: 1", "ttlSeconds": 60}}
+
+    with pytest.raises(SafetyStop, match="can't be sent in a header"):
+        await OAuthTokens("https://eu.example.com", "k", "s").header(post)
