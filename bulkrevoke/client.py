@@ -388,9 +388,9 @@ def reply_for_exception(exc: BaseException, timeout: float) -> Reply:
     raise exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+def _first_line(what: BaseException | str) -> str:
+    text = str(what).strip().splitlines()
+    return (text[0] if text else type(what).__name__)[:200]
 
 
 def _os_reason(exc: BaseException) -> str:

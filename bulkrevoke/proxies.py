@@ -14,13 +14,17 @@ that is logged or written.
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 SCHEMES = ("http", "https")
+# Undocumented, but in urllib.request since Python 2 and what requests and pip rely on;
+# typeshed leaves it out.
+_bypass: Callable[[str, dict[str, str]], bool] = (
+    urllib.request.proxy_bypass_environment)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +82,9 @@ def choose_proxy(host_url: str, flag: str | None, environ: Mapping[str, str]) ->
     no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY")
     if no_proxy:
         proxies["no"] = no_proxy
-        if urllib.request.proxy_bypass_environment(parts.netloc, proxies):
+        if _bypass(parts.netloc, proxies):
             return None
-        if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname, proxies):
+        if parts.hostname and _bypass(parts.hostname, proxies):
             return None
     return parse_proxy(value, name)
 

@@ -228,7 +228,7 @@ async def test_answers_that_are_not_the_apis(serve: Any) -> None:
     timeout = _answer("408 Request Timeout", b"", "Connection: close")
     when = formatdate(usegmt=True)
     throttled = _answer("429 Too Many Requests", b"", f"Retry-After: {when}")
-    server, client = await serve([html, envelope, (timeout,), throttled])
+    _server, client = await serve([html, envelope, (timeout,), throttled])
     gateway = await client.revoke_earned_badge(ROW)
     assert (gateway.kind, gateway.http_status, gateway.foreign) == (
         ReplyKind.HTTP_ERROR, 404, True)

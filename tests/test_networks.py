@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bulkrevoke.client import CapillaryClient, ReplyKind
@@ -130,7 +129,7 @@ def test_https_proxy_from_the_environment_carries_the_run(tmp_path, sandbox_for,
 
 def test_no_proxy_bypasses_it(tmp_path, sandbox_for, tls_files, open_proxy):
     before = len(open_proxy.connects())
-    result, sandbox, out, _ = _tls_run(
+    result, sandbox, _out, _ = _tls_run(
         tmp_path, sandbox_for, tls_files,
         env={"https_proxy": f"http://127.0.0.1:{open_proxy.port}", "NO_PROXY": "example.com,localhost"})
     assert result.returncode == 0, result.stderr
@@ -155,7 +154,7 @@ def test_proxy_credentials_are_used_and_never_written(tmp_path, sandbox_for, tls
 
 def test_proxy_that_refuses_its_credentials_stops_the_run(tmp_path, sandbox_for, tls_files,
                                                          guarded_proxy):
-    result, sandbox, out, _ = _tls_run(
+    result, sandbox, _out, _ = _tls_run(
         tmp_path, sandbox_for, tls_files,
         env={"HTTPS_PROXY": f"http://{PROXY_USER}:wrong@127.0.0.1:{guarded_proxy.port}"})
     assert result.returncode == 3, result.stderr
@@ -248,7 +247,7 @@ def test_a_host_that_is_not_the_api_stops_the_run_quickly(tmp_path, sandbox_for)
 
 def test_gzipped_answers_and_http_date_retry_after(tmp_path, sandbox_for):
     faults = FaultProfile(seed=4, throttle=0.1, retry_after=1, gzip=True, retry_after_date=True)
-    result, sandbox, out, badges = _sandbox_run(tmp_path, sandbox_for, faults, count=60)
+    result, sandbox, out, _badges = _sandbox_run(tmp_path, sandbox_for, faults, count=60)
     assert result.returncode == 0, result.stderr
     assert sandbox.truth().throttled > 0
     assert read_summary(out)["throttled"] == sandbox.truth().throttled
@@ -256,7 +255,7 @@ def test_gzipped_answers_and_http_date_retry_after(tmp_path, sandbox_for):
 
 
 def test_an_unconfirmed_row_says_why_and_verbose_logs_every_retry(tmp_path, sandbox_for):
-    result, sandbox, out, _ = _sandbox_run(tmp_path, sandbox_for, FaultProfile(seed=5, drop=0.3),
+    result, _sandbox, out, _ = _sandbox_run(tmp_path, sandbox_for, FaultProfile(seed=5, drop=0.3),
                                            "-v", "--timeout", "2", "--max-attempts", "12")
     assert result.returncode == 0, result.stderr
     unconfirmed = [r for r in read_report(out) if r["status"] == "revoked_unconfirmed"]

@@ -20,7 +20,7 @@ from bulkrevoke.progress import Progress
 from bulkrevoke.reconcile import REPORT_COLUMNS
 from bulkrevoke.summary_text import format_summary
 
-from .conftest import CREDENTIALS, ROOT, cli_env, make_badges, read_report, run_cli, write_input
+from .conftest import ROOT, cli_env, make_badges, read_report, run_cli, write_input
 
 SAMPLE = ROOT / "sample_inputs" / "revocations.csv"
 
