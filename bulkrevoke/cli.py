@@ -78,7 +78,9 @@ def _add_run(commands: Any) -> None:
     pace.add_argument("--rate", metavar="RATE",
                       help="N/s, N/min or N per second; 'unlimited' (default 100/min, "
                            "500/s with --sandbox)")
-    pace.add_argument("--concurrency", metavar="N", help="requests in flight at most (default 16)")
+    pace.add_argument("--concurrency", metavar="N|auto",
+                      help="requests in flight at most, 1 to 256 (default auto: sized from "
+                           "the rate and the observed latency)")
     pace.add_argument("--max-attempts", metavar="N",
                       help="attempts per row, the first included (default 6)")
     pace.add_argument("--timeout", metavar="SECONDS", help="per attempt (default 30)")

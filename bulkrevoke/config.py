@@ -35,6 +35,8 @@ CLUSTERS = {
 IDENTIFIER_TYPES = ("id", "mobile", "email", "externalId", "cardNumber")
 FIELDS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 LOG_FORMATS = ("text", "json")
+#: The most requests in flight that --concurrency (or auto) allows.
+MAX_CONCURRENCY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ class RunConfig:
     sandbox_state: Path | None = None
     host: str | None = None
     rate: RateLimit = DEFAULT_REAL_RATE
-    concurrency: int = 16
+    concurrency: int | None = None  # None: auto, sized from the rate and the latency
     retry: RetryPolicy = DEFAULT_RETRY
     identifier: str = "id"
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -357,7 +359,7 @@ def resolve_config(
         sandbox_state=Path(state) if state is not None else None,
         host=host,
         rate=rate,
-        concurrency=_positive_int("concurrency", pick("concurrency"), 16),
+        concurrency=_concurrency(pick("concurrency")),
         retry=retry,
         identifier=parse_identifier(str(pick("identifier") or "id")),
         columns=parse_columns(pick("column")),
@@ -382,6 +384,15 @@ _SETTING_NAMES = (
     "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
     "row_deadline", "backoff", "backoff_cap",
 )
+
+
+def _concurrency(value: Any) -> int | None:
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    number = _positive_int("concurrency", value, 1)
+    if number > MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency: {value!r} is more than {MAX_CONCURRENCY}")
+    return number
 
 
 def _positive_int(name: str, value: Any, default: int) -> int:

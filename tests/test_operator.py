@@ -186,7 +186,7 @@ def test_config_file_settings_reach_the_run(tmp_path):
     assert result.returncode == 1, result.stderr
     assert len(read_report(out)) == 38
     log = (out / "run.log").read_text()
-    assert "at 1000/s with 3 workers" in log
+    assert "at 1000/s with 3 in flight" in log
 
 
 def test_a_run_never_imports_pandas(tmp_path):
