@@ -19,7 +19,7 @@ MIN_CAP = 1
 UNLIMITED_CAP = 16
 #: Latency assumed before the first answer (seconds).
 ASSUMED_LATENCY = 0.25
-#: Share of extra requests in flight above rate × latency.
+#: Requests in flight, as a multiple of rate times latency.
 HEADROOM = 1.5
 PERCENTILE = 0.9
 #: Recent latencies the percentile is taken over.
@@ -49,10 +49,7 @@ class InFlightCap:
         """The cap for *rate* requests a second (None: no client-side limit)."""
         if self.fixed is not None:
             return self.value
-        if rate is None:
-            wanted = UNLIMITED_CAP
-        else:
-            wanted = math.ceil(rate * self.latency() * HEADROOM) + 1
+        wanted = UNLIMITED_CAP if rate is None else math.ceil(rate * self.latency() * HEADROOM) + 1
         self.value = max(MIN_CAP, min(MAX_CAP, wanted))
         self.largest = max(self.largest, self.value)
         return self.value
