@@ -41,20 +41,37 @@ MAX_CONCURRENCY = 256
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """Requests per second; ``None`` means no client-side limit."""
+    """Requests per second; ``None`` means no client-side limit.
+
+    ``auto``: discover the server's limit (``--rate auto``); ``per_second`` is then the most
+    the discovered rate may reach (``auto:MAX``), or None for no cap.
+    """
 
     per_second: float | None
+    auto: bool = False
 
     @property
     def interval(self) -> float:
         return 0.0 if self.per_second is None else 1.0 / self.per_second
 
     def __str__(self) -> str:
+        if self.auto:
+            return "auto" if self.per_second is None else f"auto:{_pace(self.per_second)}"
         if self.per_second is None:
             return "unlimited"
-        if self.per_second < 1:
-            return f"{self.per_second * 60:g}/min"
-        return f"{self.per_second:g}/s"
+        return _pace(self.per_second)
+
+
+def _pace(per_second: float) -> str:
+    """``N/s``, or ``N/min`` below one a second or when that is the whole number
+    (``100/min``, not ``1.66667/s``), so that ``parse_rate(str(rate)) == rate``."""
+    per_minute = per_second * 60
+    whole_minute = round(per_minute)
+    if per_second != int(per_second) and abs(per_minute - whole_minute) < 1e-9:
+        return f"{whole_minute}/min"
+    if per_second < 1:
+        return f"{per_minute:.12g}/min"
+    return f"{per_second:.12g}/s"
 
 
 DEFAULT_REAL_RATE = RateLimit(100 / 60)
@@ -127,16 +144,26 @@ class RunConfig:
 
 
 def parse_rate(text: str | float | int) -> RateLimit:
-    """``"100/min"``, ``"50/s"``, ``"20"`` (per second) or ``"unlimited"``."""
+    """``"100/min"``, ``"50/s"``, ``"20"`` (per second), ``"unlimited"``, or ``"auto"`` /
+    ``"auto:MAX"`` (find the server's limit, at most MAX)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value, per = float(text), 1.0
     else:
         raw = str(text).strip().lower()
         if raw in ("unlimited", "none", "0"):
             return RateLimit(None)
+        if raw == "auto":
+            return RateLimit(None, auto=True)
+        if raw.startswith("auto:"):
+            cap = raw[len("auto:"):].strip()
+            if cap in ("unlimited", "none", "0") or cap.startswith("auto"):
+                raise ConfigError(f"--rate: {text!r}: give auto, or auto:MAX with MAX a rate "
+                                  "such as 300/s")
+            return RateLimit(parse_rate(cap).per_second, auto=True)
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?", raw)
         if not match:
-            raise ConfigError(f"--rate: {text!r} is not a rate; use N/s, N/min or a number per second")
+            raise ConfigError(f"--rate: {text!r} is not a rate; use N/s, N/min, a number per "
+                              "second, unlimited, auto or auto:MAX")
         value = float(match.group(1))
         per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                "h": 3600, "hour": 3600}[match.group(2) or "s"]
