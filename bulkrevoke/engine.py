@@ -26,13 +26,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .client import Reply, ReplyKind, Revoker
+from .client import Revoker
 from .concurrency import InFlightCap
 from .config import RunConfig
 from .customers import CustomerWindow
 from .errors import SafetyStop
 from .ledger import Ledger, PendingRow
 from .outcome import Outcome, Status
+from .reply import Reply, ReplyKind
 from .retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
 from .throttle import Throttle
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .client import Reply, ReplyKind
 from .config import RetryPolicy
 from .outcome import ErrorSource, Outcome, Status
+from .reply import Reply, ReplyKind
 
 
 @dataclass(frozen=True, slots=True)

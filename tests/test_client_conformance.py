@@ -17,9 +17,10 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bulkrevoke import client as client_module
-from bulkrevoke.client import CapillaryClient, ReplyKind
+from bulkrevoke.client import CapillaryClient
 from bulkrevoke.config import Credentials
 from bulkrevoke.ledger import PendingRow
+from bulkrevoke.reply import ReplyKind
 
 SUCCESS = b'{"data":{"isActive":false},"errors":[],"warnings":[]}'
 OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Cap-Requestid: r1\r\n"

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bulkrevoke.client import CapillaryClient, ReplyKind
+from bulkrevoke.client import CapillaryClient
 from bulkrevoke.config import Credentials
 from bulkrevoke.ledger import PendingRow
+from bulkrevoke.reply import ReplyKind
 from bulkrevoke.sandbox import FaultProfile
 
 from .conftest import (
