@@ -83,6 +83,27 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
     return context
 
 
+def open_session(base_url: str, *, timeout: float, connections: int,
+                 ca_bundle: Path | None, resolver: Any = None) -> aiohttp.ClientSession:
+    """The aiohttp session of a run (see the module's docstring for each setting)."""
+    import aiohttp
+
+    # Loading the system's CA store is costly: only when the host speaks TLS (plain http
+    # is loopback-only anyway).
+    context: ssl.SSLContext | bool = (tls_context(ca_bundle) if base_url.startswith("https:")
+                                      else False)
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=IDLE_SECONDS,
+                                     ssl=context, resolver=resolver)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=timeout,
+            # Below the total, so that a slow connect is told apart from a lost answer.
+            sock_connect=min(timeout / 2, 10.0)),
+        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=True,
+        raise_for_status=False)
+
+
 class CapillaryClient:
     """Requests to one host with one set of credentials, on one aiohttp session."""
 
@@ -97,7 +118,7 @@ class CapillaryClient:
         self._proxy = proxy
         self._resolver = resolver  # a test seam: an aiohttp resolver instead of DNS
         self._session: aiohttp.ClientSession | None = None
-        self._connector: aiohttp.TCPConnector | None = None
+        self._connector: aiohttp.BaseConnector | None = None
         self._tokens = (OAuthTokens(base_url, credentials.client_key or "",
                                     credentials.client_secret or "")
                         if credentials.uses_oauth else None)
@@ -106,24 +127,12 @@ class CapillaryClient:
         self._idle = IDLE_SECONDS
 
     async def __aenter__(self) -> CapillaryClient:
-        import aiohttp
         from yarl import URL
 
-        # Loading the system's CA store is costly: only when the host speaks TLS (plain
-        # http is loopback-only anyway).
-        context: ssl.SSLContext | bool = (tls_context(self._ca_bundle)
-                                          if self._base_url.startswith("https:") else False)
-        self._connector = aiohttp.TCPConnector(
-            limit=self._concurrency + 2, keepalive_timeout=IDLE_SECONDS, ssl=context,
-            resolver=self._resolver)
-        self._session = aiohttp.ClientSession(
-            connector=self._connector,
-            timeout=aiohttp.ClientTimeout(
-                total=self._timeout,
-                # Below the total, so that a slow connect is told apart from a lost answer.
-                sock_connect=min(self._timeout / 2, 10.0)),
-            cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=True,
-            raise_for_status=False)
+        self._session = open_session(self._base_url, timeout=self._timeout,
+                                     connections=self._concurrency + 2,
+                                     ca_bundle=self._ca_bundle, resolver=self._resolver)
+        self._connector = self._session.connector
         self._url = URL(self._base_url + REVOKE_PATH)
         base = {"Content-Type": "application/json", "Accept": "application/json",
                 "User-Agent": f"bulkrevoke/{__version__}"}
