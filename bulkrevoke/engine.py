@@ -7,7 +7,11 @@
 The queue holds at most two rows per worker, so memory does not grow with the input
 and at most a few rows are "in doubt" if the process dies. A failed row is an
 ``Outcome``; only stopping the run (credentials refused, error-rate breaker, a
-signal) changes the flow.
+signal, a write to the run directory that fails) changes the flow.
+
+A failed write stops sending at once; the journal stays in memory and is written when
+room is made (the ledger's reserve is given back), so a full disk leaves at most the
+rows in flight in doubt.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 
 from .client import Reply, ReplyKind, Revoker
 from .config import RunConfig
-from .errors import SafetyStop
+from .errors import SafetyStop, StorageError
 from .ledger import Ledger, PendingRow
+from .logs import FILE_ONLY
 from .outcome import Outcome, Status
 from .retry import RULES, Retry, StopRun, decide
 from .throttle import Throttle
@@ -45,6 +50,7 @@ class StopReason:
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
     INTERNAL = "internal"
+    STORAGE = "storage"
 
 
 @dataclass
@@ -80,6 +86,7 @@ class Engine:
         self.stats = SendStats()
         self.stop_reason: str | None = None
         self.stop_message = ""
+        self.storage_error: StorageError | None = None
         self._unsent: list[PendingRow] = []
         self._staged: deque[PendingRow] = deque()  # intent written, not yet queued
         self._waiting: set[asyncio.Task[None]] = set()
@@ -96,6 +103,20 @@ class Engine:
             log.warning("stopping: %s", message)
         for task in list(self._waiting):
             task.cancel()
+
+    def storage_fault(self, error: StorageError) -> None:
+        """A write to the run directory failed: no new request leaves. Requests in flight
+        finish; their outcomes join the journal in memory, written once the reserve given
+        back here makes room (or left in doubt if nothing can be written)."""
+        if self.storage_error is not None:
+            return
+        self.storage_error = error
+        self._ledger.release_reserve()
+        # Whatever stopped the run before, this is what the operator has to fix. The line
+        # goes to run.log only: the command line says it once, when the run has ended.
+        self.stop_reason, self.stop_message = StopReason.STORAGE, str(error)
+        log.error("stopping: %s", error, extra=FILE_ONLY)
+        self.request_stop(StopReason.STORAGE, str(error))
 
     def abort(self, reason: str = StopReason.SIGNAL,
               message: str = "interrupted twice: stopping at once") -> None:
@@ -118,10 +139,24 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             self._release_unsent()
-            self._flush()
+            if not self._flush() and self._journal:
+                log.error("%d outcomes could not be written: their rows stay in doubt, and "
+                          "--resume settles them", len(self._journal), extra=FILE_ONLY)
         return self.stats
 
     async def _feed(self) -> None:
+        try:
+            await self._stage_rows()
+        except StorageError as exc:  # the intents could not be written: those rows stay unsent
+            self.storage_fault(exc)
+        except Exception as exc:  # a bug, or a ledger that can't be read: the workers must not wait
+            log.exception("reading pending rows: internal error")
+            self.request_stop(StopReason.INTERNAL, f"internal error ({type(exc).__name__}) "
+                              "while reading pending rows: stopping")
+        for _ in range(self._config.concurrency):
+            await self._queue.put(None)  # workers drain the queue, so this never blocks for long
+
+    async def _stage_rows(self) -> None:
         staged = self._staged
         for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
             if self.stop_reason:
@@ -131,8 +166,6 @@ class Engine:
             while staged and not self.stop_reason:
                 await self._queue.put(staged[0])
                 staged.popleft()
-        for _ in range(self._config.concurrency):
-            await self._queue.put(None)  # workers drain the queue, so this never blocks for long
 
     async def _work(self) -> None:
         while (row := await self._queue.get()) is not None:
@@ -252,7 +285,9 @@ class Engine:
             await asyncio.sleep(FLUSH_SECONDS)
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Commit the journal; False if the write failed (the journal is kept for the next
+        try, and the run stops)."""
         journal, self._journal = self._journal, []
         delta: dict[str, float] = {
             "requests": self.stats.requests - self._flushed.requests,
@@ -260,10 +295,17 @@ class Engine:
             "throttled": self.stats.throttled - self._flushed.throttled,
         }
         if journal or any(delta.values()):
-            self._ledger.record(journal, delta)
+            try:
+                self._ledger.record(journal, delta)
+            except StorageError as exc:
+                self._journal[:0] = journal
+                first = self.storage_error is None
+                self.storage_fault(exc)
+                return first and self._flush()  # once more, in the room the reserve left
             self._flushed.requests = self.stats.requests
             self._flushed.retries = self.stats.retries
             self._flushed.throttled = self.stats.throttled
+        return True
 
     def _release_unsent(self) -> None:
         self._unsent.extend(self._staged)
@@ -274,7 +316,10 @@ class Engine:
                 self._unsent.append(row)
         fresh = [r.row for r in self._unsent if not r.in_doubt]
         if fresh:
-            self._ledger.clear_intent(fresh)
+            try:
+                self._ledger.clear_intent(fresh)
+            except StorageError as exc:  # they stay in doubt: a resume sends them once more
+                self.storage_fault(exc)
         self._unsent.clear()
 
 
