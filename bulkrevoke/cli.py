@@ -21,8 +21,9 @@ examples:
   bulkrevoke run list.csv --host eu --out reports/fraud-42 --resume
   bulkrevoke run reports/fraud-42/failed.csv --host eu
 
-exit codes: 0 all rows done; 1 some rows invalid or failed; 2 usage or input error (nothing
-sent); 3 safety stop (resumable); 130 interrupted (resumable)
+exit codes: 0 all rows done; 1 some rows invalid or failed; 2 usage, input or run-directory
+error (nothing sent); 3 safety stop, including a full disk while sending (resumable);
+130 interrupted (resumable)
 """
 
 

@@ -19,6 +19,7 @@ million times makes one large bucket, and only then does memory grow.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -77,9 +78,11 @@ class DuplicateFinder:
         yield from self._duplicates_by_key()
 
     def close(self) -> None:
-        self._hashes.close()
-        self._keys.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        try:
+            self._hashes.close()
+            self._keys.close()
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def _candidates(self) -> Any:
         """Sorted row numbers of the rows whose hash is not unique, or None for "every
@@ -170,8 +173,11 @@ class _Spill:
         self._files.clear()
 
     def close(self) -> None:
+        """Let go of the files (``read_all`` closes them before reading: what is left here
+        is never read, so a write that fails now, on a full disk, loses nothing)."""
         for file in self._files.values():
-            file.close()
+            with contextlib.suppress(OSError):
+                file.close()
 
     def _file(self, bucket: int) -> Any:
         file = self._files.get(bucket)

@@ -11,6 +11,10 @@ The queue holds at most one cap of rows, so memory does not grow with the input 
 most two caps of rows are "in doubt" if the process dies. A failed row is an
 ``Outcome``; only stopping the run (credentials refused, error-rate breaker, a signal)
 changes the flow.
+
+A failed write stops sending at once; the journal stays in memory and is written when
+room is made (the ledger's reserve is given back), so a full disk leaves at most the
+rows in flight in doubt.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from .client import Revoker
 from .concurrency import InFlightCap
 from .config import RunConfig
 from .customers import CustomerWindow
-from .errors import SafetyStop
+from .errors import SafetyStop, StorageError
 from .ledger import Ledger, PendingRow
+from .logs import FILE_ONLY
 from .outcome import Outcome, Status
 from .reply import Reply, ReplyKind
 from .retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
@@ -61,6 +66,7 @@ class StopReason:
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
     INTERNAL = "internal"
+    STORAGE = "storage"
 
 
 @dataclass
@@ -102,6 +108,7 @@ class Engine:
         self.stats = SendStats()
         self.stop_reason: str | None = None
         self.stop_message = ""
+        self.storage_error: StorageError | None = None
         self._unsent: list[PendingRow] = []
         self._waiting: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,6 +126,20 @@ class Engine:
         self._changed.set()
         for task in list(self._waiting):
             task.cancel()
+
+    def storage_fault(self, error: StorageError) -> None:
+        """A write to the run directory failed: no new request leaves. Requests in flight
+        finish; their outcomes join the journal in memory, written once the reserve given
+        back here makes room (or left in doubt if nothing can be written)."""
+        if self.storage_error is not None:
+            return
+        self.storage_error = error
+        self._ledger.release_reserve()
+        # Whatever stopped the run before, this is what the operator has to fix. The line
+        # goes to run.log only: the command line says it once, when the run has ended.
+        self.stop_reason, self.stop_message = StopReason.STORAGE, str(error)
+        log.error("stopping: %s", error, extra=FILE_ONLY)
+        self.request_stop(StopReason.STORAGE, str(error))
 
     def abort(self, reason: str = StopReason.SIGNAL,
               message: str = "interrupted twice: stopping at once") -> None:
@@ -144,13 +165,27 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             self._release_unsent()
-            self._flush()
+            if not self._flush() and self._journal:
+                log.error("%d outcomes could not be written: their rows stay in doubt, and "
+                          "--resume settles them", len(self._journal), extra=FILE_ONLY)
         return self.stats
 
     async def _feed(self) -> None:
         """Fill the look-ahead window from the ledger, and hand rows of customers with
         nothing in flight to the workers, writing their intent first (a batch at a time:
         when the queue is down to half a cap, it is filled to a whole one)."""
+        try:
+            await self._stage_rows()
+        except StorageError as exc:  # the intents could not be written: those rows stay unsent
+            self.storage_fault(exc)
+        except Exception as exc:  # a bug, or a ledger that can't be read: the workers must not wait
+            log.exception("reading pending rows: internal error")
+            self.request_stop(StopReason.INTERNAL, f"internal error ({type(exc).__name__}) "
+                              "while reading pending rows: stopping")
+        for _ in range(self._workers):
+            self._queue.put_nowait(None)
+
+    async def _stage_rows(self) -> None:
         pending = self._ledger.pending(batch=256)
         exhausted = False
         window, queue = self._window, self._queue
@@ -171,8 +206,6 @@ class Engine:
                 break
             self._changed.clear()
             await self._changed.wait()
-        for _ in range(self._workers):
-            queue.put_nowait(None)
 
     def _resize(self) -> int:
         """Follow the rate and latency (at most every RESIZE_SECONDS); add workers up to
@@ -325,7 +358,9 @@ class Engine:
             await asyncio.sleep(FLUSH_SECONDS)
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Commit the journal; False if the write failed (the journal is kept for the next
+        try, and the run stops)."""
         journal, self._journal = self._journal, []
         delta: dict[str, float] = {
             "requests": self.stats.requests - self._flushed.requests,
@@ -333,10 +368,17 @@ class Engine:
             "throttled": self.stats.throttled - self._flushed.throttled,
         }
         if journal or any(delta.values()):
-            self._ledger.record(journal, delta)
+            try:
+                self._ledger.record(journal, delta)
+            except StorageError as exc:
+                self._journal[:0] = journal
+                first = self.storage_error is None
+                self.storage_fault(exc)
+                return first and self._flush()  # once more, in the room the reserve left
             self._flushed.requests = self.stats.requests
             self._flushed.retries = self.stats.retries
             self._flushed.throttled = self.stats.throttled
+        return True
 
     def _release_unsent(self) -> None:
         while not self._queue.empty():
@@ -345,7 +387,10 @@ class Engine:
                 self._unsent.append(row)
         fresh = [r.row for r in self._unsent if not r.in_doubt]
         if fresh:
-            self._ledger.clear_intent(fresh)
+            try:
+                self._ledger.clear_intent(fresh)
+            except StorageError as exc:  # they stay in doubt: a resume sends them once more
+                self.storage_fault(exc)
         self._unsent.clear()
 
 

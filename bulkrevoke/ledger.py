@@ -16,6 +16,7 @@ of the process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -25,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunDirError
+from .failpoints import failpoint
 from .outcome import Outcome
+from .storage import Reserve, writing
 
 SCHEMA_VERSION = 2
+#: Disk space set aside beside the ledger while a run holds it (see storage.Reserve).
+RESERVE = "ledger.reserve"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS row_batches (
@@ -93,27 +98,43 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._reserve = Reserve(path.with_name(RESERVE))
+        with writing("the ledger", path.parent):
+            self._db = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
         if not path.exists():
             # Created private before SQLite touches it: it holds customer identifiers,
             # and SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA temp_store=FILE")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        fresh = not self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA temp_store=FILE")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        fresh = not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
         if not fresh and version != SCHEMA_VERSION:
-            self._db.close()
+            db.close()
             # (Schema 1 predates the version stamp: it reads as 0.)
             raise RunDirError(f"{path}: written by another version of bulkrevoke (ledger "
                               f"schema {version or 1}, this version reads {SCHEMA_VERSION})")
         # One transaction: a ledger has its tables and its version stamp, or neither.
-        self._db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+        db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+        return db
 
     def close(self) -> None:
+        self._reserve.release()
         self._db.close()
+
+    def hold_reserve(self, size: int) -> None:
+        """Set *size* bytes of disk aside for this ledger (``storage.Reserve``)."""
+        with writing("the ledger", self.path.parent):
+            self._reserve.hold(size)
+
+    def release_reserve(self) -> None:
+        """The disk is full: give the reserve back, so what is held in memory can be written."""
+        self._reserve.release()
 
     def __enter__(self) -> Ledger:
         return self
@@ -237,6 +258,7 @@ class Ledger:
 
     def record(self, outcomes: Sequence[tuple[int, Outcome]], counters: dict[str, float]) -> None:
         """Write final outcomes and add to the run's counters, in one transaction."""
+        failpoint("ledger-record")
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO outcomes(row, status, in_doubt, is_active, error_code, "
@@ -324,8 +346,19 @@ class Ledger:
             "WHERE v.verified = 'active' AND o.status = 'revoked'").fetchone()[0]
         return counts
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK if the block or the commit failed; a
+        failed write (disk full, read-only, I/O error) raises ``StorageError``."""
+        with writing("the ledger", self.path.parent):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self._db.execute("ROLLBACK")
+                raise
 
 
 def _ipc_options() -> Any:
@@ -333,16 +366,3 @@ def _ipc_options() -> Any:
 
     # LZ4: a third of the size for about a fifth of a microsecond a row.
     return pa.ipc.IpcWriteOptions(compression="lz4")
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK if the block raised."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

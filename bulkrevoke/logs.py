@@ -1,7 +1,9 @@
 """Logging for one run: ``run.log`` always, stderr by verbosity, text or JSON lines.
 
 Every record carries the run id; nothing logged ever holds a secret (the client never
-logs headers, and messages come from our own code).
+logs headers, and messages come from our own code). A line that can't be written to
+run.log (a full disk) is dropped, never printed as a traceback, and the failure is told
+to whoever is listening (the send phase stops on it).
 """
 
 from __future__ import annotations
@@ -10,15 +12,20 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .rundir import LOG
+from .storage import writing
 
 LOGGER = "bulkrevoke"
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+#: ``extra=FILE_ONLY``: the record goes to run.log, not stderr (where the command line
+#: says the same thing once, in its own words).
+FILE_ONLY = {"file_only": True}
+_RESERVED = (set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+             | {"message", "asctime", "file_only"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,17 +58,48 @@ class TextFormatter(logging.Formatter):
             timespec="milliseconds").replace("+00:00", "Z")
 
 
+class RunLogFile(logging.FileHandler):
+    """run.log. The first write that fails is kept in ``fault`` and passed to ``on_fault``;
+    the lines that could not be written stay buffered and go out when room is made."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.fault: OSError | None = None
+        self.on_fault: Callable[[OSError], None] | None = None
+        self._telling = False
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last lines, at the end of a run on a full disk
+            self.fault = self.fault or exc
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)  # a bug in a log call: say so as logging does
+            return
+        self.fault = self.fault or error
+        if self.on_fault is not None and not self._telling:
+            self._telling = True  # on_fault may log, and that line may fail too
+            try:
+                self.on_fault(error)
+            finally:
+                self._telling = False
+
+
 @contextmanager
 def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
-                stderr: bool = True) -> Iterator[logging.Logger]:
+                stderr: bool = True) -> Iterator[RunLogFile]:
     """Attach run.log (always INFO and up) and a stderr handler for the run's duration."""
     logger = logging.getLogger(LOGGER)
     formatter: logging.Formatter = (
         JsonFormatter(run_id) if log_format == "json" else TextFormatter(run_id))
     path = run_dir / LOG
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    file_handler = logging.FileHandler(path, encoding="utf-8")
+    with writing("the log", run_dir):
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        file_handler = RunLogFile(path)
     file_handler.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
     file_handler.setFormatter(formatter)
     handlers: list[logging.Handler] = [file_handler]
@@ -71,13 +109,14 @@ def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
             max(-1, min(verbosity, 2)), logging.DEBUG))
         console.setFormatter(formatter if log_format == "json" else logging.Formatter(
             "bulkrevoke: %(message)s"))
+        console.addFilter(lambda record: not getattr(record, "file_only", False))
         handlers.append(console)
     previous_level = logger.level
     logger.setLevel(logging.DEBUG)
     for handler in handlers:
         logger.addHandler(handler)
     try:
-        yield logger
+        yield file_handler
     finally:
         for handler in handlers:
             logger.removeHandler(handler)

@@ -5,15 +5,16 @@ Rows without a final outcome are rendered here, not stored: ``not_attempted`` (o
 and a resume simply finishes them. Each stored batch of rows becomes a batch of report
 rows in pyarrow (its outcomes and duplicates merged in by row number), written to
 report.csv and report.parquet from the same columns, so the two can't disagree. Each
-file is written to a temporary name and renamed, so a crash mid-write leaves no half
-file behind; the same ledger always gives byte-identical files.
+file is written to a temporary name and renamed once all are whole, so a crash or a full
+disk mid-write leaves no half file behind and no mix of old and new; the same ledger
+always gives byte-identical files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import io
 import json
 import os
 from collections import Counter
@@ -25,6 +26,7 @@ from ._version import __version__
 from .failpoints import failpoint
 from .ledger import Ledger
 from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
+from .storage import PrivateFile, writing
 
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
@@ -34,6 +36,7 @@ REPORT_COLUMNS = (
 FAILED_COLUMNS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 REPORT_FILES = ("report.csv", "report.parquet", "failed.csv")
+SUMMARY_FILE = "summary.json"
 PARQUET_GROUP_ROWS = 32_768
 _UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt"})
 
@@ -60,7 +63,34 @@ class Masker:
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
-    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary."""
+    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary.
+
+    All four are written under temporary names and renamed once every one is whole: a
+    write that fails (a full disk: ``StorageError``) leaves the previous set as it was and
+    gives the temporary files' space back."""
+    meta = ledger.meta()
+    names = (*REPORT_FILES, SUMMARY_FILE)
+    temps = {name: run_dir / (name + ".tmp") for name in names}
+    try:
+        with writing("the report", run_dir):
+            digests, tally = _write_report_files(ledger, meta, temps, pii_key)
+            summary = build_summary(ledger, meta, tally, digests)
+            with PrivateFile(temps[SUMMARY_FILE]) as out:
+                out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    except BaseException:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        raise
+    failpoint("before-report-rename")
+    with writing("the report", run_dir):
+        for name in names:
+            os.replace(temps[name], run_dir / name)
+    return summary
+
+
+def _write_report_files(ledger: Ledger, meta: dict[str, Any], temps: dict[str, Path],
+                        pii_key: bytes | None) -> tuple[dict[str, str], _Tally]:
+    """The report files under their temporary names; their SHA-256s and the tally."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -68,12 +98,9 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
 
     from .arrays import strings
 
-    meta = ledger.meta()
     render = _Renderer(dry_run=bool(meta.get("dry_run")),
                        stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
                        mask=Masker(pii_key) if pii_key is not None else None)
-    paths = {name: run_dir / name for name in REPORT_FILES}
-    temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
     # Every text value is quoted (pyarrow's "needed" style), so a line break inside a
@@ -81,9 +108,9 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     # are bare. Lines end in LF. The header is written plain.
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
-    with _private(temps["report.csv"]) as report_out, \
-            _private(temps["failed.csv"]) as failed_out, \
-            _private(temps["report.parquet"]) as parquet_out:
+    with PrivateFile(temps["report.csv"]) as report_out, \
+            PrivateFile(temps["failed.csv"]) as failed_out, \
+            PrivateFile(temps["report.parquet"]) as parquet_out:
         written = {"report.csv": report_out, "failed.csv": failed_out,
                    "report.parquet": parquet_out}
         report_out.write(_header(REPORT_COLUMNS))
@@ -96,35 +123,32 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         # hash table of every value in the row group, and saves nothing.
         parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd",
                                    use_dictionary=repeating)
-        groups = _RowGroups(parquet, schema)
-        for stored in ledger.row_batches():
-            rows = stored.column(0)
-            first, last = rows[0].as_py(), rows[-1].as_py()
-            report = render(stored, ledger.outcomes_between(first, last),
-                            ledger.duplicates_between(first, last))
-            report_csv.write_batch(report)
-            groups.add(report)
-            tally.add(report)
-            failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
-            if failed.num_rows:
-                failed_csv.write_batch(pa.record_batch(
-                    [failed.column(name) for name in ("badge_meta_id", "customer_id",
-                                                      "earned_badge_id", "identifier_type")],
-                    schema=failed_schema))
-        groups.close()
-        parquet.close()
+        try:
+            groups = _RowGroups(parquet, schema)
+            for stored in ledger.row_batches():
+                rows = stored.column(0)
+                first, last = rows[0].as_py(), rows[-1].as_py()
+                report = render(stored, ledger.outcomes_between(first, last),
+                                ledger.duplicates_between(first, last))
+                report_csv.write_batch(report)
+                groups.add(report)
+                tally.add(report)
+                failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
+                if failed.num_rows:
+                    failed_csv.write_batch(pa.record_batch(
+                        [failed.column(name) for name in ("badge_meta_id", "customer_id",
+                                                          "earned_badge_id", "identifier_type")],
+                        schema=failed_schema))
+            groups.close()
+            parquet.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                parquet.close()
+            parquet.is_open = False  # else its finalizer tries once more, and says so on stderr
+            raise
         report_csv.close()
         failed_csv.close()
-    failpoint("before-report-rename")
-    for name in REPORT_FILES:
-        os.replace(temps[name], paths[name])
-    summary = build_summary(ledger, meta, tally,
-                            {name: written[name].digest.hexdigest() for name in REPORT_FILES})
-    temp = run_dir / "summary.json.tmp"
-    with _private(temp) as out:
-        out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
-    os.replace(temp, run_dir / "summary.json")
-    return summary
+    return {name: written[name].digest.hexdigest() for name in REPORT_FILES}, tally
 
 
 def _header(columns: Sequence[str]) -> bytes:
@@ -308,6 +332,7 @@ _STOP_NOTES = {
     "error_rate": "run stopped: too many rows failed",
     "signal": "run interrupted",
     "internal": "run stopped by an internal error",
+    "storage": "run stopped: the run directory could not be written",
 }
 
 
@@ -351,7 +376,7 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], tally: _Tally,
 
 
 #: Stop reasons that end a run with exit code 3 (a safety stop).
-SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate"})
+SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate", "storage"})
 
 
 def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
@@ -366,44 +391,3 @@ def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
     if dry_run:
         clean |= {Status.WOULD_REVOKE.value}
     return 0 if all(s in clean for s, n in statuses.items() if n) else 1
-
-
-class _private:
-    """Create a new binary file readable by its owner only; what is written to it is
-    hashed on the way (the summary's SHA-256s, without reading the files again)."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def __enter__(self) -> _HashingWriter:
-        self._path.unlink(missing_ok=True)
-        fd = os.open(self._path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        self._file = _HashingWriter(os.fdopen(fd, "wb"))
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-
-class _HashingWriter(io.RawIOBase):
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.digest.update(data)
-        return int(self._raw.write(data))
-
-    def flush(self) -> None:
-        self._raw.flush()
-
-    def tell(self) -> int:
-        return int(self._raw.tell())
-
-    def close(self) -> None:
-        if not self.closed:
-            super().close()  # flushes
-            self._raw.close()

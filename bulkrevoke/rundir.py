@@ -1,19 +1,22 @@
 """The run directory: where it is, who may read it, and who holds it.
 
-Created 0700 (its files hold customer identifiers). One run at a time: an exclusive
-``flock`` on ``run.lock`` that the kernel releases when the process dies, so a crash
-leaves no stale lock behind.
+Created 0700 (its files hold customer identifiers), and found writable before anything
+else happens. One run at a time: an exclusive ``flock`` on ``run.lock`` that the kernel
+releases when the process dies, so a crash leaves no stale lock behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
+from .errors import RunDirError, StorageError
+from .storage import RESUME, describe, line, writing
 
 LEDGER = "ledger.sqlite"
 LOCK = "run.lock"
@@ -38,7 +41,8 @@ def input_stem(source: Any) -> str:
 
 
 def prepare(path: Path, *, resume: bool) -> Path:
-    """Create (or, with resume, reopen) the run directory, private to its owner."""
+    """Create (or, with resume, reopen) the run directory, private to its owner, and make
+    sure a file can be written in it."""
     ledger = path / LEDGER
     if resume:
         if not ledger.exists():
@@ -46,8 +50,19 @@ def prepare(path: Path, *, resume: bool) -> Path:
     elif ledger.exists():
         raise RunDirError(
             f"{path} already holds a run; continue it with --resume, or choose another --out")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    existed = path.is_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        problem = "cannot write in" if existed else "cannot create"
+        raise _unusable(f"{problem} the run directory {path}", exc, resume) from None
+    try:
+        with tempfile.TemporaryFile(dir=path) as probe:
+            probe.write(b"\0")
+            probe.flush()
+    except OSError as exc:
+        raise _unusable(f"cannot write in the run directory {path}", exc, resume) from None
     return path
 
 
@@ -55,16 +70,25 @@ def create_unique(root: Path, run_id: str) -> Path:
     """A new run directory under *root* named *run_id*, or *run_id*-2, -3… when that name
     is taken (two runs started in the same second on the same input stem). ``mkdir`` is
     atomic, so two processes racing for one name each get their own."""
-    root.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 10_000):
         path = root / (run_id if attempt == 1 else f"{run_id}-{attempt}")
         try:
+            root.mkdir(parents=True, exist_ok=True)
             path.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        os.chmod(path, 0o700)
-        return path
+        except OSError as exc:
+            raise _unusable(f"cannot create the run directory {path}", exc, False) from None
+        return prepare(path, resume=False)  # made private, and a file written in it
     raise RunDirError(f"{root}: no free run directory name for {run_id}; choose one with --out")
+
+
+def _unusable(problem: str, exc: OSError, resume: bool) -> StorageError:
+    cause, remedy = describe(exc, Path()) or (str(exc), "check the disk")
+    if resume:
+        return StorageError(line(f"{problem}: {cause}", remedy, RESUME))
+    return StorageError(line(f"{problem}: {cause}", f"{remedy} or choose another --out",
+                             "run again"))
 
 
 class RunLock:
@@ -77,7 +101,8 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+        with writing("the lock file", self._path.parent):
+            fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,9 +110,10 @@ class RunLock:
             raise RunDirError(
                 f"{self._path.parent} is in use by another bulkrevoke run "
                 "(wait for it to finish, or use another --out)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        with contextlib.suppress(OSError):  # who holds it, for a person; the flock is the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         return self
 
     def __exit__(self, *exc: object) -> None:

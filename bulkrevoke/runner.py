@@ -4,15 +4,18 @@
    input), so a file that can't be read to its end stops the run before any request.
 2. send: pending rows go through the engine; a signal or a safety stop ends it early.
 3. reconcile: the report files are written from the ledger.
+
+The run directory is checked before ingest (created, writable, room for the ledger of the
+input). A write to it that fails later is a storage fault: before anything was sent it
+ends the run with ``StorageError`` (exit 2); after, it stops sending at once (stop reason
+``storage``, exit 3), and if the report can't be written either, ``StorageStop`` says so.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
-import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,18 +23,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import rundir
+from . import rundir, storage
 from ._version import __version__
 from .auth import require_credentials
 from .config import MAX_CONCURRENCY, Credentials, RunConfig
-from .engine import Engine, StopReason
-from .errors import InputError, RunDirError
+from .engine import FLUSH_ROWS, Engine, StopReason
+from .errors import InputError, RunDirError, StorageError, StorageStop
 from .failpoints import failpoint
 from .ingest import ingest
 from .ledger import Ledger
-from .logs import run_logging
+from .logs import FILE_ONLY, RunLogFile, run_logging
 from .progress import Progress
 from .reconcile import write_reports
+from .signals import SignalWatch
 from .source import file_sha256, open_source
 from .throttle import Throttle
 
@@ -68,21 +72,24 @@ async def run(config: RunConfig, *, progress_stream: Any = None,
     run_dir = (rundir.prepare(config.out, resume=config.resume) if config.out else
                rundir.create_unique(rundir.DEFAULT_ROOT,
                                     rundir.run_id_for(config.source, now.astimezone())))
+    if not config.resume:
+        storage.check_room(run_dir, storage.ledger_estimate(config.source) + _reserve(config))
     with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
         meta = ledger.meta()
         run_id = meta.get("run_id") or run_dir.name
         with run_logging(run_dir, run_id, log_format=config.log_format,
-                         verbosity=config.verbosity):
+                         verbosity=config.verbosity) as run_log:
             progress = Progress(enabled=config.progress, stream=progress_stream)
+            watch = SignalWatch(timeout=config.retry.timeout, run_dir=run_dir)
             try:
                 return await _run(config, ledger, run_dir, run_id, now, progress,
-                                  install_signal_handlers)
+                                  watch if install_signal_handlers else None, run_log)
             finally:
                 progress.close()
 
 
 async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, now: datetime,
-               progress: Progress, install_signal_handlers: bool) -> RunResult:
+               progress: Progress, watch: SignalWatch | None, run_log: RunLogFile) -> RunResult:
     meta = ledger.meta()
     started = time.monotonic()
     if config.resume and meta.get("ingest_complete"):
@@ -97,21 +104,48 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
             dry_run=config.dry_run, started=_iso(now), host=_host_label(config),
             rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
             ingest_complete=False)
-        ingest(config, ledger, run_dir, progress)
+        with storage.writing("the run directory", run_dir):  # spool and spill files
+            ingest(config, ledger, run_dir, progress)
         failpoint("after-ingest")
+    if run_log.fault is not None:
+        raise storage.fault("the log", run_dir, run_log.fault)
     stop_message = ""
     pending = 0 if config.dry_run else ledger.pending_count()
-    if pending:
-        stop_message = await _send(config, ledger, pending, progress, install_signal_handlers)
-    finished = datetime.now(timezone.utc)
-    ledger.set_meta(finished=_iso(finished),
-                    duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0)
-                    + time.monotonic() - started)
-    summary = write_reports(ledger, run_dir, pii_key=config.pii_key)
+    sent = pending > 0 or bool(ledger.counters().get("requests"))
+    if pending:  # held for the send phase only: ingest's spill files needed the room
+        ledger.hold_reserve(_reserve(config))
+    with watch or contextlib.nullcontext():
+        fault: StorageError | None = None
+        try:
+            if pending:
+                stop_message, fault = await _send(config, ledger, run_dir, pending, progress,
+                                                  watch, run_log)
+            summary = _reconcile(config, ledger, run_dir, started)
+        except StorageError as exc:  # the report (or the stop reason) could not be written
+            error = fault or exc
+            log.error("%s", error, extra=FILE_ONLY)
+            raise (StorageStop(str(error)) if sent else error) from None
     log.info("run %s finished: exit %d, counts %s", run_id, summary["exitCode"],
              {k: v for k, v in summary["counts"].items() if v})
     return RunResult(run_dir=run_dir, summary=summary, exit_code=summary["exitCode"],
                      stop_message=stop_message)
+
+
+def _reconcile(config: RunConfig, ledger: Ledger, run_dir: Path,
+               started: float) -> dict[str, Any]:
+    finished = datetime.now(timezone.utc)
+    ledger.set_meta(finished=_iso(finished),
+                    duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0)
+                    + time.monotonic() - started)
+    ledger.release_reserve()  # its room is the report's now
+    return write_reports(ledger, run_dir, pii_key=config.pii_key)
+
+
+def _reserve(config: RunConfig) -> int:
+    """Room for what the send phase may hold unwritten: the journal, and the rows queued
+    and in flight (two in-flight caps at most)."""
+    in_flight = config.concurrency or MAX_CONCURRENCY
+    return 0 if config.dry_run else storage.reserve_bytes(FLUSH_ROWS + 2 * in_flight)
 
 
 def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
@@ -134,8 +168,10 @@ def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
             f"(SHA-256 {digest[:12]}… differs from {str(meta.get('input_sha256'))[:12]}…)")
 
 
-async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progress,
-                install_signal_handlers: bool) -> str:
+async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
+                progress: Progress, watch: SignalWatch | None,
+                run_log: RunLogFile) -> tuple[str, StorageError | None]:
+    """The send phase; its stop message, and the storage fault that stopped it if one did."""
     started = time.monotonic()
     async with _api_target(config) as (base_url, credentials):
         from .client import CapillaryClient
@@ -158,16 +194,41 @@ async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progr
                      _host_label(config), config.rate, config.concurrency or "auto",
                      f" through the proxy {config.proxy.label} (from {config.proxy.source})"
                      if config.proxy and not config.sandbox else "")
-            with _signals(engine, install_signal_handlers):
+            with _stoppable(engine, watch, run_log, run_dir):
                 await engine.run()
             progress.close()
-            ledger.set_meta(largest_concurrency=max(engine.cap.largest,
-                                                    int(ledger.meta().get("largest_concurrency")
-                                                        or 0)),
-                            median_latency_ms=engine.cap.median_milliseconds())
-    ledger.record([], {"send_seconds": time.monotonic() - started})
-    ledger.set_meta(stop_reason=engine.stop_reason)
-    return engine.stop_message
+    try:
+        ledger.record([], {"send_seconds": time.monotonic() - started})
+        ledger.set_meta(stop_reason=engine.stop_reason, median_latency_ms=(
+            engine.cap.median_milliseconds()), largest_concurrency=max(
+            engine.cap.largest, int(ledger.meta().get("largest_concurrency") or 0)))
+    except StorageError as exc:
+        engine.storage_fault(exc)
+        ledger.set_meta(stop_reason=engine.stop_reason)  # in the room the reserve left
+    return engine.stop_message, engine.storage_error
+
+
+@contextlib.contextmanager
+def _stoppable(engine: Engine, watch: SignalWatch | None, run_log: RunLogFile,
+               run_dir: Path) -> Any:
+    """While the engine runs: a signal stops it (a second one at once), and so does a line
+    that can't be written to run.log."""
+    def on_signal(name: str) -> None:
+        engine.request_stop(StopReason.SIGNAL, f"{name} received: finishing requests in "
+                            "flight (signal again to stop at once)")
+
+    def on_log_fault(exc: OSError) -> None:
+        engine.storage_fault(storage.fault("the log", run_dir, exc))
+
+    if watch is not None:
+        watch.on_first, watch.on_second = on_signal, engine.abort
+    run_log.on_fault = on_log_fault
+    try:
+        yield
+    finally:
+        run_log.on_fault = None
+        if watch is not None:
+            watch.on_first = watch.on_second = None
 
 
 @contextlib.asynccontextmanager
@@ -198,36 +259,6 @@ def _state_beside(source: Any) -> Path | None:
     path = Path(str(source))
     candidate = path.with_name(rundir.input_stem(source) + ".state.csv")
     return candidate if candidate.exists() else None
-
-
-@contextlib.contextmanager
-def _signals(engine: Engine, install: bool) -> Any:
-    """First SIGINT/SIGTERM: finish what is in flight and stop. Second: stop at once."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    hits = {"count": 0}
-
-    def on_signal(signum: int) -> None:
-        hits["count"] += 1
-        if hits["count"] == 1:
-            engine.request_stop(StopReason.SIGNAL,
-                                f"{signal.Signals(signum).name} received: finishing requests "
-                                "in flight (signal again to stop at once)")
-        else:
-            engine.abort()
-
-    if install:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, on_signal, signum)
-                installed.append(signum)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or no signals here: run without handlers
-    try:
-        yield
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
 
 
 def _describe(source: Any) -> str:
