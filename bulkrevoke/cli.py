@@ -131,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(Path(args.run_dir))
     except BulkRevokeError as exc:
-        print(f"bulkrevoke: error: {exc}", file=sys.stderr)
+        from .logs import printable
+
+        print(f"bulkrevoke: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulkrevoke: interrupted before sending began; nothing was sent", file=sys.stderr)
