@@ -107,6 +107,8 @@ def _add_run(commands: Any) -> None:
                       help="continue the run in --out DIR (same input required)")
     mode.add_argument("--config", metavar="FILE",
                       help="TOML settings; precedence: flag > environment > file > default")
+    mode.add_argument("--ticket", metavar="TEXT",
+                      help="the change ticket or approval reference, recorded in the summary")
     mode.add_argument("--mask-pii", action="store_true", default=None,
                       help="reports carry a keyed hash (key: BULKREVOKE_PII_KEY) instead of "
                            "email, mobile and cardNumber identifiers")
@@ -151,7 +153,8 @@ def _run(args: argparse.Namespace) -> int:
         for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
                      "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
                      "max_error_rate", "delimiter", "config", "ca_bundle", "mask_pii",
-                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap")
+                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
+                     "ticket")
     }
     settings["progress"] = not args.no_progress
     settings["verbosity"] = -1 if args.quiet else args.verbose
@@ -174,7 +177,7 @@ def _target_args(args: argparse.Namespace) -> list[str]:
     extra: list[str] = []
     if args.sandbox:
         extra.append("--sandbox")
-    for flag in ("host", "rate", "config"):
+    for flag in ("host", "rate", "config", "ticket"):
         value = getattr(args, flag)
         if value:
             extra += [f"--{flag}", str(value)]

@@ -261,6 +261,17 @@ class Ledger:
             f"SELECT row, {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
             "WHERE row BETWEEN ? AND ? ORDER BY row", (first, last)).fetchall()
 
+    def row_count(self) -> int:
+        """Input records stored at ingest."""
+        count, = self._db.execute(
+            "SELECT COALESCE(SUM(last_row - first_row + 1), 0) FROM row_batches").fetchone()
+        return int(count)
+
+    def final_counts(self) -> dict[str, int]:
+        """Rows with a final outcome, by status."""
+        return dict(self._db.execute(
+            "SELECT status, COUNT(*) FROM outcomes WHERE status IS NOT NULL GROUP BY status"))
+
     def in_doubt_count(self) -> int:
         return int(self._db.execute(
             "SELECT COUNT(*) FROM outcomes WHERE in_doubt = 1 AND status IS NULL").fetchone()[0])

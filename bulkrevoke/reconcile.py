@@ -6,25 +6,27 @@ and a resume simply finishes them. Each stored batch of rows becomes a batch of 
 rows in pyarrow (its outcomes and duplicates merged in by row number), written to
 report.csv and report.parquet from the same columns, so the two can't disagree. Each
 file is written to a temporary name and renamed, so a crash mid-write leaves no half
-file behind; the same ledger always gives byte-identical files.
+file behind; the same ledger always gives byte-identical files. summary.json comes last:
+it holds the other files' SHA-256s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
 from .failpoints import failpoint
 from .ledger import Ledger
-from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
+from .outcome import RETRYABLE_STATUSES, Status
+from .outfiles import private_file, temp_name, write_whole
+from .summary import build_summary
+from .summary import exit_code as exit_code  # re-exported: the exit-code policy's old home
 
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
@@ -73,7 +75,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
                        stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
                        mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
-    temps = {name: path.with_name(path.name + ".tmp") for name, path in paths.items()}
+    temps = {name: temp_name(path) for name, path in paths.items()}
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
     # Every text value is quoted (pyarrow's "needed" style), so a line break inside a
@@ -81,9 +83,9 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     # are bare. Lines end in LF. The header is written plain.
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
-    with _private(temps["report.csv"]) as report_out, \
-            _private(temps["failed.csv"]) as failed_out, \
-            _private(temps["report.parquet"]) as parquet_out:
+    with private_file(temps["report.csv"]) as report_out, \
+            private_file(temps["failed.csv"]) as failed_out, \
+            private_file(temps["report.parquet"]) as parquet_out:
         written = {"report.csv": report_out, "failed.csv": failed_out,
                    "report.parquet": parquet_out}
         report_out.write(_header(REPORT_COLUMNS))
@@ -115,15 +117,12 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         parquet.close()
         report_csv.close()
         failed_csv.close()
+    files = {name: written[name].digest.hexdigest() for name in REPORT_FILES}
+    summary = build_summary(ledger, meta, tally.statuses, tally.error_codes(), files)
     failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
-    summary = build_summary(ledger, meta, tally,
-                            {name: written[name].digest.hexdigest() for name in REPORT_FILES})
-    temp = run_dir / "summary.json.tmp"
-    with _private(temp) as out:
-        out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
-    os.replace(temp, run_dir / "summary.json")
+    write_whole(run_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return summary
 
 
@@ -185,6 +184,9 @@ class _Tally:
         for code in self.codes.keys() - self.messages.keys():
             at = pc.index(codes, scalar(code)).as_py()
             self.messages[code] = report.column("errorMessage")[at].as_py()
+
+    def error_codes(self) -> list[tuple[str, int, str | None]]:
+        return [(code, count, self.messages.get(code)) for code, count in self.codes.items()]
 
 
 class _Renderer:
@@ -308,94 +310,3 @@ _STOP_NOTES = {
     "internal": "run stopped by an internal error",
 }
 
-
-def build_summary(ledger: Ledger, meta: dict[str, Any], tally: _Tally,
-                  files: dict[str, str]) -> dict[str, Any]:
-    counters = ledger.counters()
-    statuses = tally.statuses
-    error_codes = sorted(((code, count, tally.messages.get(code))
-                          for code, count in tally.codes.items()), key=lambda c: (-c[1], c[0]))
-    rows = sum(statuses.values())
-    send_seconds = counters.get("send_seconds", 0.0)
-    requests = int(counters.get("requests", 0))
-    return {
-        "runId": meta.get("run_id"),
-        "version": __version__,
-        "input": meta.get("input"),
-        "inputSha256": meta.get("input_sha256"),
-        "dryRun": bool(meta.get("dry_run")),
-        "host": meta.get("host"),
-        "rows": rows,
-        "counts": {s.value: statuses.get(s.value, 0) for s in Status},
-        "errorCodes": {code: count for code, count, _ in error_codes},
-        "errorMessages": {code: message for code, _, message in sorted(error_codes) if message},
-        "started": meta.get("started"),
-        "finished": meta.get("finished"),
-        "durationSeconds": round(float(meta.get("duration_seconds") or 0.0), 3),
-        "sendSeconds": round(send_seconds, 3),
-        "requestsSent": requests,
-        "retries": int(counters.get("retries", 0)),
-        "throttled": int(counters.get("throttled", 0)),
-        "achievedRequestsPerSecond": round(requests / send_seconds, 2) if send_seconds else 0.0,
-        "rate": meta.get("rate"),
-        "stopReason": meta.get("stop_reason"),
-        "resumes": ledger.resumes(),
-        "exitCode": exit_code(statuses, dry_run=bool(meta.get("dry_run")),
-                              stop_reason=meta.get("stop_reason")),
-        "files": {name: {"sha256": digest} for name, digest in files.items()},
-    }
-
-
-def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
-              stop_reason: str | None) -> int:
-    """Contract §5, from the report's counts and why the run stopped."""
-    unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
-    if unfinished and stop_reason == "signal":
-        return 130
-    if unfinished and stop_reason in ("auth", "tls", "error_rate"):
-        return 3
-    clean = {s.value for s in CLEAN_STATUSES}
-    if dry_run:
-        clean |= {Status.WOULD_REVOKE.value}
-    return 0 if all(s in clean for s, n in statuses.items() if n) else 1
-
-
-class _private:
-    """Create a new binary file readable by its owner only; what is written to it is
-    hashed on the way (the summary's SHA-256s, without reading the files again)."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def __enter__(self) -> _HashingWriter:
-        self._path.unlink(missing_ok=True)
-        fd = os.open(self._path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        self._file = _HashingWriter(os.fdopen(fd, "wb"))
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-
-class _HashingWriter(io.RawIOBase):
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.digest.update(data)
-        return int(self._raw.write(data))
-
-    def flush(self) -> None:
-        self._raw.flush()
-
-    def tell(self) -> int:
-        return int(self._raw.tell())
-
-    def close(self) -> None:
-        if not self.closed:
-            super().close()  # flushes
-            self._raw.close()
