@@ -4,10 +4,10 @@ Rows without a final outcome are rendered here, not stored: ``not_attempted`` (o
 ``would_revoke`` in a dry run), so a crashed run's report can be rebuilt at any time
 and a resume simply finishes them. Each stored batch of rows becomes a batch of report
 rows in pyarrow (its outcomes and duplicates merged in by row number), written to
-report.csv and report.parquet from the same columns, so the two can't disagree. Each
-file is written to a temporary name and renamed, so a crash mid-write leaves no half
-file behind; the same ledger always gives byte-identical files. summary.json comes last:
-it holds the other files' SHA-256s.
+report.csv, report.parquet and report.xlsx from the same columns, so they can't
+disagree. Each file is written to a temporary name and renamed, so a crash mid-write
+leaves no half file behind; the same ledger always gives byte-identical files.
+summary.html and summary.json come last: they hold the other files' SHA-256s.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from .outfiles import private_file, temp_name, write_whole
 from .summary import build_summary
 from .summary import exit_code as exit_code  # re-exported: the exit-code policy's old home
 
+log = logging.getLogger("bulkrevoke")
+
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
     "errorCode", "errorSource", "errorMessage", "httpStatus", "attempts", "requestId",
@@ -36,6 +40,8 @@ REPORT_COLUMNS = (
 FAILED_COLUMNS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 REPORT_FILES = ("report.csv", "report.parquet", "failed.csv")
+WORKBOOK = "report.xlsx"
+PAGE = "summary.html"
 PARQUET_GROUP_ROWS = 32_768
 _UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt"})
 
@@ -62,7 +68,8 @@ class Masker:
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
-    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary."""
+    """Write report.csv, report.parquet, failed.csv, report.xlsx, summary.html and
+    summary.json; return the summary."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -76,6 +83,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
                        mask=Masker(pii_key) if pii_key is not None else None)
     paths = {name: run_dir / name for name in REPORT_FILES}
     temps = {name: temp_name(path) for name, path in paths.items()}
+    workbook = _open_workbook(run_dir, meta)
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
     # Every text value is quoted (pyarrow's "needed" style), so a line break inside a
@@ -107,6 +115,8 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
             report_csv.write_batch(report)
             groups.add(report)
             tally.add(report)
+            if workbook is not None:
+                workbook.add(report)
             failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
             if failed.num_rows:
                 failed_csv.write_batch(pa.record_batch(
@@ -119,11 +129,42 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
         failed_csv.close()
     files = {name: written[name].digest.hexdigest() for name in REPORT_FILES}
     summary = build_summary(ledger, meta, tally.statuses, tally.error_codes(), files)
+    if workbook is not None:
+        files[WORKBOOK] = _save_workbook(workbook, run_dir, summary)
     failpoint("before-report-rename")
     for name in REPORT_FILES:
         os.replace(temps[name], paths[name])
+    if workbook is not None:
+        os.replace(temp_name(run_dir / WORKBOOK), run_dir / WORKBOOK)
+    summary["files"] = {name: {"sha256": digest} for name, digest in files.items()}
+    from .report_html import render_page
+
+    page = render_page(summary, ledger.timeline())
+    summary["files"][PAGE] = {"sha256": write_whole(run_dir / PAGE, page.encode("utf-8"))}
     write_whole(run_dir / "summary.json", (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     return summary
+
+
+def _open_workbook(run_dir: Path, meta: dict[str, Any]) -> Any:
+    """report.xlsx's writer, or None (and no stale workbook left) without openpyxl."""
+    from .report_xlsx import ReportWorkbook, openpyxl_available
+
+    if not openpyxl_available():
+        (run_dir / WORKBOOK).unlink(missing_ok=True)
+        log.warning("report.xlsx not written: openpyxl is missing "
+                    "(pip install 'bulkrevoke[excel]', then: bulkrevoke report %s)", run_dir)
+        return None
+    started = meta.get("started")
+    created = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ") if started else datetime(2000, 1, 1)
+    return ReportWorkbook(temp_name(run_dir / WORKBOOK), REPORT_COLUMNS, created=created)
+
+
+def _save_workbook(workbook: Any, run_dir: Path, summary: dict[str, Any]) -> str:
+    from .report_xlsx import summary_rows
+    from .source import file_sha256
+
+    workbook.close(summary_rows(summary))
+    return file_sha256(temp_name(run_dir / WORKBOOK))
 
 
 def _header(columns: Sequence[str]) -> bytes:

@@ -45,6 +45,12 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
         f"{summary['achievedRequestsPerSecond']:.1f} req/s, {summary['throttled']:,} throttled, "
         f"{summary['retries']:,} retries")
     lines.append(f"  run directory: {printable(str(run_dir))}")
+    files = summary.get("files") or {}
+    if "report.xlsx" in files:
+        lines.append("  for finance: open report.xlsx in a spreadsheet (never report.csv); "
+                     "summary.html is the one-page summary")
+    elif "summary.html" in files:
+        lines.append("  summary.html is the one-page summary (report.xlsx needs openpyxl)")
     if stop_message:
         lines.append(f"  stopped: {printable(stop_message)}")
     if counts.get("not_attempted") and input_arg is not None and input_arg != "-":

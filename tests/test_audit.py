@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 import bulkrevoke
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.sandbox import FaultProfile
 from bulkrevoke.summary import control_totals
 from bulkrevoke.summary_text import format_summary
 
@@ -126,3 +128,21 @@ def test_control_totals_say_which_rule_fails_and_the_summary_text_leads_with_it(
     text = format_summary(summary, Path("r"), rerun_args=[], input_arg=None)
     assert text.startswith("CONTROL TOTALS DO NOT HOLD")
 
+
+def test_the_timeline_accounts_for_every_request_row_and_throttled_answer(tmp_path, sandbox_for):
+    badges = make_badges(300, seed=47)
+    sandbox = sandbox_for(badges, faults=FaultProfile(seed=3, throttle=0.1, retry_after=0))
+    out = tmp_path / "run"
+    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
+                     "--rate", "unlimited", "--backoff", "0",
+                     "--out", str(out), env=CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    summary = read_summary(out)
+    assert summary["throttled"] > 0
+    with Ledger(out / "ledger.sqlite") as ledger:
+        timeline = ledger.timeline()
+    assert all(at % 10 == 0 for at, *_ in timeline)
+    assert sum(t[1] for t in timeline) == 300
+    assert sum(t[3] for t in timeline) == summary["requestsSent"]
+    assert sum(t[4] for t in timeline) == summary["throttled"]
+    assert "No answer was throttled" not in (out / "summary.html").read_text()
