@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "from RUN_DIR/ledger.sqlite.",
         epilog="example: bulkrevoke report reports/20261128-101500-revocations")
     report.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    history = commands.add_parser(
+        "history", help="list the runs in a reports folder, newest first",
+        description="List the runs in REPORTS_DIR, newest first: run id, start, operator, "
+                    "ticket, input, host, counts, exit code and whether it was verified.",
+        epilog="examples:\n  bulkrevoke history\n  bulkrevoke history /data/bulkrevoke --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    history.add_argument("reports_dir", metavar="REPORTS_DIR", nargs="?", default="reports",
+                         help="the folder holding run directories (default reports)")
+    history.add_argument("--json", action="store_true", help="one JSON array, for programs")
     return parser
 
 
@@ -132,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve_forever(settings_from_args(args, os.environ))
         if args.command == "report":
             return _report(Path(args.run_dir))
+        if args.command == "history":
+            from .history import print_history
+
+            return print_history(Path(args.reports_dir), as_json=args.json)
     except BulkRevokeError as exc:
         from .logs import printable
 

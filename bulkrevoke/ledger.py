@@ -318,6 +318,16 @@ class Ledger:
         return _Transaction(self._db)
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """A ledger's meta, read without writing to it (a run may be holding it); raises
+    sqlite3.Error or ValueError when *path* is not a readable ledger."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+    finally:
+        db.close()
+
+
 def _ipc_options() -> Any:
     import pyarrow as pa
 
