@@ -572,8 +572,10 @@ def part_overhead(server_url: str) -> None:
     r.figure("oh.base_send", "1 overhead", "baseline send-phase rows/s", "rows/s")
     r.figure("oh.base_cpu", "1 overhead", "baseline CPU per row (user+sys, whole process)",
              "µs/row")
+    # A reference row, not a bar to beat: a real run is paced by the API key's quota, and
+    # its CPU per row at a given rate is measured by pace.py.
     r.figure("oh.ratio", "1 overhead", "ratio bulkrevoke / baseline (whole-process rows/s)", "×",
-             target=(">=", 1.0), digits=3)
+             digits=3)
     table = r.sections["overhead"]
     table += ["| round | order | bulkrevoke wall s | bulkrevoke rows/s | bulkrevoke send rows/s "
               "| bulkrevoke CPU µs/row | baseline wall s | baseline rows/s | baseline send rows/s "

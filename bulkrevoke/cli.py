@@ -80,11 +80,16 @@ def _add_run(commands: Any) -> None:
     target.add_argument("--host", metavar="URL_OR_CLUSTER",
                         help="apac, apac2, eu, us or an https base URL (env BULKREVOKE_HOST)")
     target.add_argument("--ca-bundle", metavar="FILE", help="extra trusted CA certificates (PEM)")
+    target.add_argument("--proxy", metavar="URL",
+                        help="forward proxy, http://[user:password@]host:port (default: "
+                             "HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names the host)")
     pace = run.add_argument_group("pace and retries")
     pace.add_argument("--rate", metavar="RATE",
                       help="N/s, N/min or N per second; 'unlimited' (default 100/min, "
                            "500/s with --sandbox)")
-    pace.add_argument("--concurrency", metavar="N", help="requests in flight at most (default 16)")
+    pace.add_argument("--concurrency", metavar="N|auto",
+                      help="requests in flight at most, 1 to 256 (default auto: sized from "
+                           "the rate and the observed latency)")
     pace.add_argument("--max-attempts", metavar="N",
                       help="attempts per row, the first included (default 6)")
     pace.add_argument("--timeout", metavar="SECONDS", help="per attempt (default 30)")
@@ -165,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         name: getattr(args, name)
         for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
                      "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
-                     "max_error_rate", "delimiter", "config", "ca_bundle", "mask_pii",
+                     "max_error_rate", "delimiter", "config", "ca_bundle", "proxy", "mask_pii",
                      "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
                      "ticket")
     }

@@ -1,69 +1,71 @@
 """The only code that speaks HTTP to Capillary: one call, one typed ``Reply``.
 
-It builds the request (auth header, identifier header, JSON body), reads the body
-before the status (Capillary can put an error in a 200), keeps ``X-Cap-Requestid``,
-and turns every aiohttp exception into a ``Reply`` in one place. It never retries
-(except the one token renewal that OAuth asks for); that is the engine's job.
+Every request of a run (revocations and OAuth token calls) goes through one tuned
+``aiohttp.ClientSession``: aiohttp owns the wire (HTTP/1.1 parsing, TLS, proxies, happy
+eyeballs, gzip/deflate bodies), this module configures it and reads its answers. It
+builds the request (auth header, identifier header, JSON body), reads the body before
+the status (Capillary can put an error in a 200), keeps ``X-Cap-Requestid``, and turns
+aiohttp's exceptions into a ``Reply`` in one place (``reply_for_exception``). It never
+retries (except the one token renewal that OAuth asks for): that is the engine's job.
+
+The session's settings and why:
+- at most ``concurrency`` connections (one per request in flight), plus two for tokens;
+- idle connections are dropped after ``IDLE_SECONDS``, below the 5 seconds that servers
+  and load balancers commonly keep one open, and below a ``Keep-Alive: timeout=`` the
+  server announces: a request never goes out on a socket the server is about to close;
+- no cookie jar, no redirects followed (credentials stay on the configured host), no
+  ``~/.netrc`` or proxy variables read by aiohttp (``trust_env=False``: the proxy is
+  chosen once, before ingest, by ``proxies.choose_proxy``).
 """
 
 from __future__ import annotations
 
-import email.utils
-import enum
 import json
 import ssl
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import quote
 
 from ._version import __version__
 from .auth import OAuthTokens, TokenUnavailable, basic_authorization
-from .config import Credentials
+from .config import IDENTIFIER_TYPES, Credentials
+from .errors import SafetyStop
 from .ledger import PendingRow
 from .outcome import ErrorSource
+from .proxies import Proxy
+from .reply import (
+    Reply,
+    ReplyKind,
+    classify_response,
+    keep_alive_timeout,
+    parse_json,
+    parse_retry_after,
+    reply_for_exception,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
 
 REVOKE_PATH = "/api_gateway/v1/badges/customer/revokeEarn"
+READ_PATH = "/api_gateway/v1/badges/management/{customer}/badge/{badge_meta_id}"
+#: Idle keep-alive connections are closed after this long (seconds).
+IDLE_SECONDS = 4.0
+#: The shortest idle time a server's ``Keep-Alive: timeout=`` can bring it down to.
+MIN_IDLE_SECONDS = 0.5
 
 # A JSON string literal, escaped (C speed: this runs three times per row).
 _json_string = json.encoder.encode_basestring_ascii
-try:  # the speed extra: orjson parses answers several times faster
-    import orjson
-
-    _json_loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the extra
-    _json_loads = json.loads
 
 
-class ReplyKind(enum.Enum):
-    """What one attempt's answer means (how to act on it is ``retry.decide``'s job)."""
+class BadgeReading(NamedTuple):
+    """What the read endpoint says of one customer's earned badges of one badge meta id.
+    ``reply`` is SUCCESS when the API answered with data; ``states`` maps each earned badge
+    id that an item names to whether it is active; ``active_count`` is
+    ``data.activeEarnedCount``."""
 
-    SUCCESS = "success"              # revoked by this request
-    NOT_ACTIVE = "not_active"        # 814: nothing active to revoke
-    REJECTED = "rejected"            # validation error or other 4xx: the request is wrong
-    UNAUTHORIZED = "unauthorized"    # 401/403
-    THROTTLED = "throttled"          # 429
-    SERVER_ERROR = "server_error"    # 500/503/520/521…: answered, not applied
-    GATEWAY_ERROR = "gateway_error"  # 502/504: the upstream may have applied it
-    NOT_SENT = "not_sent"            # failed before the request left (connect, DNS)
-    TLS_ERROR = "tls_error"          # the host's certificate was not trusted: nothing sent
-    LOST = "lost"                    # sent, but no usable answer (timeout, drop, garbage)
-    REDIRECT = "redirect"            # 3xx: not followed, credentials stay here
-    UNEXPECTED = "unexpected"        # a 2xx that says neither success nor error
-
-
-class Reply(NamedTuple):
-    """One attempt's answer, as the engine and the retry policy read it. (A NamedTuple:
-    as immutable as a frozen dataclass, and several times cheaper to build, which shows
-    once per attempt.)"""
-
-    kind: ReplyKind
-    http_status: int | None = None
-    request_id: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    retry_after: float | None = None
-    source: ErrorSource | None = None
+    reply: Reply
+    states: dict[str, bool]
+    active_count: int | None
 
 
 class Revoker(Protocol):
@@ -72,136 +74,77 @@ class Revoker(Protocol):
     async def revoke_earned_badge(self, row: PendingRow) -> Reply: ...
 
 
-_SERVER_CODES = frozenset({500, 503, 520, 521})
-_GATEWAY_CODES = frozenset({502, 504})
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Verification always on: the system's CAs, plus *ca_bundle* where given. Raises
+    ``ssl.SSLError`` or ``OSError`` for a bundle that can't be loaded."""
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    return context
 
 
-def classify_response(status: int, body: bytes, request_id: str | None,
-                      retry_after: float | None = None) -> Reply:
-    """Read the body first: an error code in it wins over the HTTP status."""
-    payload = _parse(body)
-    errors = payload.get("errors") if isinstance(payload, dict) else None
-    if isinstance(errors, list) and errors:
-        first = errors[0] if isinstance(errors[0], dict) else {}
-        code = first.get("code")
-        message = first.get("message")
-        code_text = None if code is None else str(code)
-        kind = _kind_for_code(code_text, status)
-        return Reply(kind, status, request_id, code_text or str(status),
-                     None if message is None else str(message)[:500], retry_after, ErrorSource.API)
-    if 300 <= status < 400:
-        return Reply(ReplyKind.REDIRECT, status, request_id, str(status), "redirect not followed",
-                     source=ErrorSource.HTTP)
-    if 200 <= status < 300:
-        data = payload.get("data") if isinstance(payload, dict) else None
-        if payload is None:
-            return Reply(ReplyKind.LOST, status, request_id, "malformed_body",
-                         "HTTP 2xx with a body that is not JSON", source=ErrorSource.HTTP)
-        if isinstance(data, dict) and data.get("isActive") is False:
-            return Reply(ReplyKind.SUCCESS, status, request_id)
-        return Reply(ReplyKind.UNEXPECTED, status, request_id, "unexpected_body",
-                     "HTTP 2xx without isActive=false and without errors", source=ErrorSource.HTTP)
-    kind = _kind_for_code(None, status)
-    return Reply(kind, status, request_id, str(status), f"HTTP {status}", retry_after,
-                 ErrorSource.HTTP)
+def open_session(base_url: str, *, timeout: float, connections: int,
+                 ca_bundle: Path | None, resolver: Any = None) -> aiohttp.ClientSession:
+    """The aiohttp session of a run (see the module's docstring for each setting)."""
+    import aiohttp
 
-
-def _kind_for_code(code: str | None, status: int) -> ReplyKind:
-    numeric = int(code) if code is not None and code.isdigit() else None
-    for value in (numeric, status):
-        if value == 814:
-            return ReplyKind.NOT_ACTIVE
-        if value in (401, 403):
-            return ReplyKind.UNAUTHORIZED
-        if value == 429:
-            return ReplyKind.THROTTLED
-        if value in _GATEWAY_CODES:
-            return ReplyKind.GATEWAY_ERROR
-        if value in _SERVER_CODES or (value is not None and 500 <= value < 600):
-            return ReplyKind.SERVER_ERROR
-    if 300 <= status < 400:
-        return ReplyKind.REDIRECT
-    return ReplyKind.REJECTED
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return _json_loads(body) if body else None
-    except ValueError:  # orjson.JSONDecodeError is a ValueError too
-        return None
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    # Loading the system's CA store is costly: only when the host speaks TLS (plain http
+    # is loopback-only anyway).
+    context: ssl.SSLContext | bool = (tls_context(ca_bundle) if base_url.startswith("https:")
+                                      else False)
+    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=IDLE_SECONDS,
+                                     ssl=context, resolver=resolver)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=timeout,
+            # Below the total, so that a slow connect is told apart from a lost answer.
+            sock_connect=min(timeout / 2, 10.0)),
+        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=True,
+        raise_for_status=False)
 
 
 class CapillaryClient:
-    """Requests to one host with one set of credentials: the revocations on lean
-    keep-alive connections (``http1``), OAuth token calls on an aiohttp session."""
+    """Requests to one host with one set of credentials, on one aiohttp session."""
 
     def __init__(self, base_url: str, credentials: Credentials, *, timeout: float,
-                 concurrency: int, ca_bundle: Path | None = None) -> None:
+                 concurrency: int, ca_bundle: Path | None = None, proxy: Proxy | None = None,
+                 resolver: Any = None) -> None:
         self._base_url = base_url
         self._credentials = credentials
         self._timeout = timeout
         self._concurrency = concurrency
         self._ca_bundle = ca_bundle
-        self._session: Any = None
-        self._pool: Any = None
+        self._proxy = proxy
+        self._resolver = resolver  # a test seam: an aiohttp resolver instead of DNS
+        self._session: aiohttp.ClientSession | None = None
+        self._connector: aiohttp.BaseConnector | None = None
         self._tokens = (OAuthTokens(base_url, credentials.client_key or "",
                                     credentials.client_secret or "")
                         if credentials.uses_oauth else None)
         self._headers: dict[str, dict[str, str]] = {}
-        self._heads: dict[str, bytes] = {}
+        self._url: Any = None
+        self._idle = IDLE_SECONDS
 
     async def __aenter__(self) -> CapillaryClient:
-        from .http1 import ConnectionPool
+        from yarl import URL
 
-        context: ssl.SSLContext | None = None
-        if self._base_url.startswith("https:"):
-            # Verification always on; loading the system's CA store is costly, so it is
-            # done only when the host speaks TLS (plain http is loopback-only anyway).
-            context = ssl.create_default_context()
-            if self._ca_bundle is not None:
-                context.load_verify_locations(cafile=str(self._ca_bundle))
-        self._pool = ConnectionPool(self._base_url, ssl_context=context,
-                                    connect_timeout=min(self._timeout, 10.0))
-        if self._tokens is not None:
-            import aiohttp  # only for OAuth's token calls: a Basic run never loads it
-
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=2, ssl=context or True),
-                timeout=aiohttp.ClientTimeout(total=self._timeout,
-                                              connect=min(self._timeout, 10.0)),
-                cookie_jar=aiohttp.DummyCookieJar())
+        self._session = open_session(self._base_url, timeout=self._timeout,
+                                     connections=self._concurrency + 2,
+                                     ca_bundle=self._ca_bundle, resolver=self._resolver)
+        self._connector = self._session.connector
+        self._url = URL(self._base_url + REVOKE_PATH)
         base = {"Content-Type": "application/json", "Accept": "application/json",
                 "User-Agent": f"bulkrevoke/{__version__}"}
         if self._credentials.uses_basic and self._tokens is None:
             base["Authorization"] = basic_authorization(
                 self._credentials.username or "", self._credentials.password or "")
-        for kind in ("id", "mobile", "email", "externalId", "cardNumber"):
-            headers = base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind}
-            self._headers[kind] = headers
-            self._heads[kind] = self._pool.prepare(REVOKE_PATH, headers)
+        for kind in IDENTIFIER_TYPES:
+            self._headers[kind] = (base if kind == "id"
+                                   else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind})
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.close()
         if self._session is not None:
             await self._session.close()
 
@@ -211,48 +154,134 @@ class CapillaryClient:
                     else _json_string(row.customer_id))
         body = (f'{{"badgeMetaId":{_json_string(row.badge_meta_id)},"customerId":{customer},'
                 f'"earnedBadgeId":{_json_string(row.earned_badge_id)}}}').encode()
-        if self._tokens is None:
-            return await self._post(body, self._heads[row.identifier_type])
-        headers = self._headers[row.identifier_type]
-        try:
-            token_header = await self._tokens.header(self._session)
-            reply = await self._post(body, self._pool.prepare(REVOKE_PATH,
-                                                              {**headers, **token_header}))
-            if reply.kind is ReplyKind.UNAUTHORIZED:
-                # One renewal, then the same request again: a token may expire early.
-                await self._tokens.renew(self._session, token_header["X-CAP-API-OAUTH-TOKEN"])
-                token_header = await self._tokens.header(self._session)
-                reply = await self._post(body, self._pool.prepare(REVOKE_PATH,
-                                                                  {**headers, **token_header}))
-        except TokenUnavailable as exc:
-            return Reply(ReplyKind.NOT_SENT, None, None, "token_unavailable", str(exc),
-                         source=ErrorSource.NETWORK)
+        reply, _ = await self._authorized("POST", self._url, body,
+                                          self._headers[row.identifier_type])
         return reply
 
-    async def _post(self, body: bytes, head: bytes) -> Reply:
-        from .http1 import AnswerLost, AnswerTimeout, ConnectError, TlsError
+    async def read_earned_badges(self, customer_id: str, identifier_type: str,
+                                 badge_meta_id: str) -> BadgeReading:
+        """The customer's earned badges of *badge_meta_id*, with their states. Input values
+        go into the path percent-encoded, every character of them."""
+        from yarl import URL
 
+        path = READ_PATH.format(customer=quote(customer_id, safe=""),
+                                badge_meta_id=quote(badge_meta_id, safe=""))
+        url = URL(self._base_url + path + "?includeStatistics=true", encoded=True)
+        headers = {k: v for k, v in self._headers[identifier_type].items()
+                   if k != "Content-Type"}
+        reply, payload = await self._authorized("GET", url, None, headers)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if reply.kind is not ReplyKind.UNEXPECTED or not isinstance(data, dict):
+            return BadgeReading(reply, {}, None)
+        count = data.get("activeEarnedCount")
+        return BadgeReading(reply._replace(kind=ReplyKind.SUCCESS), earned_states(data),
+                            count if isinstance(count, int) and not isinstance(count, bool)
+                            else None)
+
+    async def _authorized(self, method: str, url: Any, body: bytes | None,
+                          headers: dict[str, str]) -> tuple[Reply, Any]:
+        """One exchange with the auth header, and with OAuth one renewal after a 401."""
+        if self._tokens is None:
+            return await self._exchange(method, url, body, headers)
         try:
-            response = await self._pool.post(head, body, self._timeout)
-        except TlsError as exc:
-            return Reply(ReplyKind.TLS_ERROR, None, None, "tls_error",
-                         f"TLS verification failed ({exc}); trust the host's CA with --ca-bundle",
-                         source=ErrorSource.NETWORK)
-        except ConnectError as exc:
-            return Reply(ReplyKind.NOT_SENT, None, None, "connect_error",
-                         f"could not connect ({exc})", source=ErrorSource.NETWORK)
-        except AnswerTimeout:
-            return Reply(ReplyKind.LOST, None, None, "timeout",
-                         f"no answer within {self._timeout:g}s", source=ErrorSource.NETWORK)
-        except AnswerLost as exc:
-            return Reply(ReplyKind.LOST, None, None, "connection_lost", str(exc),
-                         source=ErrorSource.NETWORK)
-        status, headers = response.status, response.headers
-        request_id = headers.get("x-cap-requestid")
+            token_header = await self._tokens.header(self._token_call)
+            reply, payload = await self._exchange(method, url, body, {**headers, **token_header})
+            if reply.kind is ReplyKind.UNAUTHORIZED:
+                # One renewal, then the same request again: a token may expire early.
+                await self._tokens.renew(self._token_call, token_header["X-CAP-API-OAUTH-TOKEN"])
+                token_header = await self._tokens.header(self._token_call)
+                reply, payload = await self._exchange(method, url, body,
+                                                      {**headers, **token_header})
+        except TokenUnavailable as exc:
+            return Reply(ReplyKind.NOT_SENT, None, None, "token_unavailable", str(exc),
+                         source=ErrorSource.NETWORK), None
+        return reply, payload
+
+    async def _token_call(self, url: str, payload: dict[str, str]) -> tuple[int, Any]:
+        """POST *payload* to the token endpoint: (status, parsed JSON body or None)."""
+        assert self._session is not None
+        try:
+            async with self._session.post(url, json=payload, allow_redirects=False,
+                                          proxy=self._proxy_url) as response:
+                return response.status, parse_json(await response.read())
+        except Exception as exc:  # mapped, or re-raised as a bug, in one place
+            reply = reply_for_exception(exc, self._timeout)
+            if reply.kind in (ReplyKind.TLS_ERROR, ReplyKind.PROXY_REFUSED):
+                raise SafetyStop(f"token endpoint: {reply.error_message}") from None
+            raise TokenUnavailable(f"token endpoint unreachable: {reply.error_message}") from None
+
+    @property
+    def _proxy_url(self) -> str | None:
+        return None if self._proxy is None else self._proxy.url
+
+    async def _exchange(self, method: str, url: Any, body: bytes | None,
+                        headers: dict[str, str]) -> tuple[Reply, Any]:
+        """One request: its Reply, and its body parsed as JSON (None if it is not)."""
+        assert self._session is not None
+        try:
+            async with self._session.request(method, url, data=body, headers=headers,
+                                             allow_redirects=False,
+                                             proxy=self._proxy_url) as response:
+                payload = await response.read()
+                status, answer_headers = response.status, response.headers
+        except Exception as exc:  # mapped, or re-raised as a bug, in one place
+            return reply_for_exception(exc, self._timeout), None
+        self._honour_keep_alive(answer_headers.get("Keep-Alive"))
+        request_id = answer_headers.get("X-Cap-Requestid")
         if 300 <= status < 400:
-            location = headers.get("location", "")
+            location = answer_headers.get("Location", "")
             return Reply(ReplyKind.REDIRECT, status, request_id, str(status),
-                         f"redirect to {location[:200]!r} not followed", source=ErrorSource.HTTP)
-        retry_after = (parse_retry_after(headers.get("retry-after"))
+                         f"redirect to {location[:200]!r} not followed",
+                         source=ErrorSource.HTTP), None
+        retry_after = (parse_retry_after(answer_headers.get("Retry-After"))
                        if status in (429, 503) else None)
-        return classify_response(status, response.body, request_id, retry_after)
+        return (classify_response(status, payload, request_id, retry_after,
+                                  answer_headers.get("Content-Type", "")), parse_json(payload))
+
+    def _honour_keep_alive(self, header: str | None) -> None:
+        """Keep idle connections for less than the server said it keeps them. aiohttp's
+        connector has one idle limit for all its connections and no public setter: the
+        limit is the connector's ``_keepalive_timeout`` (tests check that it takes)."""
+        if header is None:
+            return
+        announced = keep_alive_timeout(header)
+        if announced is None or announced - 1.0 >= self._idle:
+            return
+        self._idle = max(announced - 1.0, MIN_IDLE_SECONDS)
+        if self._connector is not None and hasattr(self._connector, "_keepalive_timeout"):
+            self._connector._keepalive_timeout = self._idle
+
+
+_ACTIVE_WORDS = frozenset({"ACTIVE", "EARNED", "ISSUED", "ENABLED"})
+_INACTIVE_WORDS = frozenset({"INACTIVE", "REVOKED", "EXPIRED", "DISABLED", "DELETED"})
+
+
+def earned_states(data: dict[str, Any]) -> dict[str, bool]:
+    """Earned badge id → active, for each ``data.earnDetails.earns[]`` item that names its
+    id (``earnedBadgeId`` or ``id``) and its state (``isActive`` or ``active`` as a boolean,
+    or ``status``/``state`` as a word). Items that name neither are left out: Capillary's
+    public docs do not show the item's shape, so nothing is guessed."""
+    details = data.get("earnDetails")
+    earns = details.get("earns") if isinstance(details, dict) else None
+    states: dict[str, bool] = {}
+    for item in earns if isinstance(earns, list) else ():
+        if not isinstance(item, dict):
+            continue
+        ident = item.get("earnedBadgeId", item.get("id"))
+        state = _item_state(item)
+        if isinstance(ident, str) and state is not None:
+            states[ident] = state
+    return states
+
+
+def _item_state(item: dict[str, Any]) -> bool | None:
+    for key in ("isActive", "active"):
+        if isinstance(item.get(key), bool):
+            return bool(item[key])
+    for key in ("status", "state"):
+        word = item.get(key)
+        if isinstance(word, str) and word.strip().upper() in _ACTIVE_WORDS:
+            return True
+        if isinstance(word, str) and word.strip().upper() in _INACTIVE_WORDS:
+            return False
+    return None

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .proxies import Proxy, choose_proxy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,24 +35,43 @@ CLUSTERS = {
 IDENTIFIER_TYPES = ("id", "mobile", "email", "externalId", "cardNumber")
 FIELDS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 LOG_FORMATS = ("text", "json")
+#: The most requests in flight that --concurrency (or auto) allows.
+MAX_CONCURRENCY = 256
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """Requests per second; ``None`` means no client-side limit."""
+    """Requests per second; ``None`` means no client-side limit.
+
+    ``auto``: discover the server's limit (``--rate auto``); ``per_second`` is then the most
+    the discovered rate may reach (``auto:MAX``), or None for no cap.
+    """
 
     per_second: float | None
+    auto: bool = False
 
     @property
     def interval(self) -> float:
         return 0.0 if self.per_second is None else 1.0 / self.per_second
 
     def __str__(self) -> str:
+        if self.auto:
+            return "auto" if self.per_second is None else f"auto:{_pace(self.per_second)}"
         if self.per_second is None:
             return "unlimited"
-        if self.per_second < 1:
-            return f"{self.per_second * 60:g}/min"
-        return f"{self.per_second:g}/s"
+        return _pace(self.per_second)
+
+
+def _pace(per_second: float) -> str:
+    """``N/s``, or ``N/min`` below one a second or when that is the whole number
+    (``100/min``, not ``1.66667/s``), so that ``parse_rate(str(rate)) == rate``."""
+    per_minute = per_second * 60
+    whole_minute = round(per_minute)
+    if per_second != int(per_second) and abs(per_minute - whole_minute) < 1e-9:
+        return f"{whole_minute}/min"
+    if per_second < 1:
+        return f"{per_minute:.12g}/min"
+    return f"{per_second:.12g}/s"
 
 
 DEFAULT_REAL_RATE = RateLimit(100 / 60)
@@ -105,7 +125,7 @@ class RunConfig:
     sandbox_state: Path | None = None
     host: str | None = None
     rate: RateLimit = DEFAULT_REAL_RATE
-    concurrency: int = 16
+    concurrency: int | None = None  # None: auto, sized from the rate and the latency
     retry: RetryPolicy = DEFAULT_RETRY
     identifier: str = "id"
     columns: Mapping[str, str] = field(default_factory=dict)
@@ -114,6 +134,7 @@ class RunConfig:
     max_error_rate: float = 0.5
     delimiter: str | None = None
     ca_bundle: Path | None = None
+    proxy: Proxy | None = None
     mask_pii: bool = False
     pii_key: bytes | None = field(default=None, repr=False)
     progress: bool = True
@@ -124,16 +145,26 @@ class RunConfig:
 
 
 def parse_rate(text: str | float | int) -> RateLimit:
-    """``"100/min"``, ``"50/s"``, ``"20"`` (per second) or ``"unlimited"``."""
+    """``"100/min"``, ``"50/s"``, ``"20"`` (per second), ``"unlimited"``, or ``"auto"`` /
+    ``"auto:MAX"`` (find the server's limit, at most MAX)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         value, per = float(text), 1.0
     else:
         raw = str(text).strip().lower()
         if raw in ("unlimited", "none", "0"):
             return RateLimit(None)
+        if raw == "auto":
+            return RateLimit(None, auto=True)
+        if raw.startswith("auto:"):
+            cap = raw[len("auto:"):].strip()
+            if cap in ("unlimited", "none", "0") or cap.startswith("auto"):
+                raise ConfigError(f"--rate: {text!r}: give auto, or auto:MAX with MAX a rate "
+                                  "such as 300/s")
+            return RateLimit(parse_rate(cap).per_second, auto=True)
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?", raw)
         if not match:
-            raise ConfigError(f"--rate: {text!r} is not a rate; use N/s, N/min or a number per second")
+            raise ConfigError(f"--rate: {text!r} is not a rate; use N/s, N/min, a number per "
+                              "second, unlimited, auto or auto:MAX")
         value = float(match.group(1))
         per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
                "h": 3600, "hour": 3600}[match.group(2) or "s"]
@@ -168,10 +199,34 @@ def resolve_host(value: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("--host: give a base URL without user, query or fragment")
     try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rsplit("]", 1)[-1].count(":"):
+        raise ConfigError(f"--host: {value!r} has no valid port (a number from 1 to 65535)")
+    if not parts.path.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in parts.path):
+        raise ConfigError(f"--host: the path of {value!r} must be plain ASCII without spaces "
+                          "or control characters (percent-encode the rest)")
+    try:
         parts.hostname.encode("idna")
     except UnicodeError:
         raise ConfigError(f"--host: {parts.hostname!r} is not a valid host name") from None
     return raw.rstrip("/")
+
+
+def check_ca_bundle(path: Path) -> Path:
+    """Load *path* as CA certificates now, so that a bad file ends the run before ingest."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"--ca-bundle: {path}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "unreadable"
+        raise ConfigError(f"--ca-bundle: {path}: not a PEM file of CA certificates "
+                          f"({str(reason).lower().replace('_', ' ')})") from None
+    return path
 
 
 def parse_columns(value: Mapping[str, str] | list[str] | tuple[str, ...] | None) -> dict[str, str]:
@@ -234,7 +289,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"--config: {file}: unknown setting(s) {', '.join(unknown)}")
-    if any(key in data for key in _SECRET_KEYS):
+    holds_proxy_password = "@" in str(data.get("proxy", ""))
+    if holds_proxy_password or any(key in data for key in _SECRET_KEYS):
         mode = file.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
@@ -246,7 +302,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 _FILE_KEYS = (
     "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
-    "max_error_rate", "delimiter", "ca_bundle", "mask_pii", "log_format", "out",
+    "max_error_rate", "delimiter", "ca_bundle", "proxy", "mask_pii", "log_format", "out",
     "retry_after_cap", "row_deadline", "backoff", "backoff_cap", "ticket",
 )
 _SECRET_KEYS = ("username", "password", "client_key", "client_secret")
@@ -309,8 +365,12 @@ def resolve_config(
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format: {log_format!r} is not text or json")
     ca_bundle = pick("ca_bundle")
-    if ca_bundle is not None and not Path(ca_bundle).is_file():
-        raise ConfigError(f"--ca-bundle: {ca_bundle}: no such file")
+    if ca_bundle is not None:
+        if not Path(ca_bundle).is_file():
+            raise ConfigError(f"--ca-bundle: {ca_bundle}: no such file")
+        check_ca_bundle(Path(ca_bundle))
+    # The sandbox is on loopback, in this process: no proxy can reach it.
+    proxy = choose_proxy(host, pick("proxy"), env) if host is not None else None
     mask_pii = bool(pick("mask_pii") or False)
     pii_key = env.get("BULKREVOKE_PII_KEY")
     if mask_pii and not pii_key:
@@ -327,7 +387,7 @@ def resolve_config(
         sandbox_state=Path(state) if state is not None else None,
         host=host,
         rate=rate,
-        concurrency=_positive_int("concurrency", pick("concurrency"), 16),
+        concurrency=_concurrency(pick("concurrency")),
         retry=retry,
         identifier=parse_identifier(str(pick("identifier") or "id")),
         columns=parse_columns(pick("column")),
@@ -336,6 +396,7 @@ def resolve_config(
         max_error_rate=max_error_rate,
         delimiter=delimiter,
         ca_bundle=Path(ca_bundle) if ca_bundle is not None else None,
+        proxy=proxy,
         mask_pii=mask_pii,
         pii_key=pii_key.encode() if mask_pii and pii_key else None,
         progress=bool(given.get("progress", True)),
@@ -349,9 +410,18 @@ def resolve_config(
 _SETTING_NAMES = (
     "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
     "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
-    "ca_bundle", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
+    "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
     "row_deadline", "backoff", "backoff_cap", "ticket",
 )
+
+
+def _concurrency(value: Any) -> int | None:
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    number = _positive_int("concurrency", value, 1)
+    if number > MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency: {value!r} is more than {MAX_CONCURRENCY}")
+    return number
 
 
 TICKET_MAX = 200

@@ -1,13 +1,16 @@
 """The send phase: pending rows from the ledger, through a pool of workers, to outcomes.
 
-    ledger.pending() ─▶ feeder ─▶ bounded queue ─▶ N workers ─▶ journal ─▶ ledger.record()
-                         │ writes intent                │ throttle.acquire() before every attempt
-                         ▼ before queueing             ▼ client call → retry.decide()
+    ledger.pending() ─▶ customer window ─▶ feeder ─▶ queue ─▶ workers ─▶ journal ─▶ ledger.record()
+                        (look-ahead,        │ writes intent     │ throttle.acquire() before
+                         one customer       ▼ before queueing   ▼ every attempt; client call
+                         at a time)                               → retry.decide()
 
-The queue holds at most two rows per worker, so memory does not grow with the input
-and at most a few rows are "in doubt" if the process dies. A failed row is an
-``Outcome``; only stopping the run (credentials refused, error-rate breaker, a
-signal) changes the flow.
+The feeder never hands out a row whose customer has a request queued or in flight
+(``customers``); the number of workers follows the rate and the latency (``concurrency``).
+The queue holds at most one cap of rows, so memory does not grow with the input and at
+most two caps of rows are "in doubt" if the process dies. A failed row is an
+``Outcome``; only stopping the run (credentials refused, error-rate breaker, a signal)
+changes the flow.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -22,12 +26,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .client import Reply, ReplyKind, Revoker
+from .client import Revoker
+from .concurrency import InFlightCap
 from .config import RunConfig
+from .customers import CustomerWindow
 from .errors import SafetyStop
 from .ledger import Ledger, PendingRow
 from .outcome import Outcome, Status
-from .retry import RULES, Retry, StopRun, decide
+from .reply import Reply, ReplyKind
+from .retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
 from .throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
@@ -37,11 +44,20 @@ FLUSH_ROWS = 512
 FLUSH_SECONDS = 0.25
 #: The error-rate breaker looks at this many of the most recently finished rows.
 BREAKER_WINDOW = 100
+#: Rows looked ahead for other customers' requests (memory stays flat).
+WINDOW_ROWS = 4096
+#: The in-flight cap is resized at most this often (seconds).
+RESIZE_SECONDS = 0.5
+#: This many answers in a row that are not shaped like the Badges API's (HTML pages, 4xx
+#: without its JSON envelope) stop the run: the host is something else.
+FOREIGN_LIMIT = 20
 
 
 class StopReason:
     AUTH = "auth"
     TLS = "tls"
+    PROXY_AUTH = "proxy_auth"
+    NOT_API = "not_api"
     ERROR_RATE = "error_rate"
     SIGNAL = "signal"
     INTERNAL = "internal"
@@ -74,18 +90,24 @@ class Engine:
         self._policy = config.retry
         self._on_outcome = on_outcome
         self._rng = rng or random.Random()
-        self._queue: asyncio.Queue[PendingRow | None] = asyncio.Queue(2 * config.concurrency)
+        self.cap = InFlightCap(config.concurrency)
+        self._window = CustomerWindow(WINDOW_ROWS)
+        # Rows handed out (intent written), not yet taken by a worker: at most one cap's worth.
+        self._queue: asyncio.Queue[PendingRow | None] = asyncio.Queue()
+        self._changed = asyncio.Event()  # a row was taken or finished, or the run stops
+        self._workers = 0
+        self._resized_at = -math.inf
         self._journal: list[tuple[int, Outcome]] = []
         self._flushed = SendStats()
         self.stats = SendStats()
         self.stop_reason: str | None = None
         self.stop_message = ""
         self._unsent: list[PendingRow] = []
-        self._staged: deque[PendingRow] = deque()  # intent written, not yet queued
         self._waiting: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._recent: deque[bool] = deque(maxlen=BREAKER_WINDOW)
         self._recent_failed = 0
+        self._foreign = 0  # answers in a row not shaped like the API's
         self._aborted = False
 
     # --- control --------------------------------------------------------------------------
@@ -94,6 +116,7 @@ class Engine:
         if self.stop_reason is None:
             self.stop_reason, self.stop_message = reason, message
             log.warning("stopping: %s", message)
+        self._changed.set()
         for task in list(self._waiting):
             task.cancel()
 
@@ -108,11 +131,14 @@ class Engine:
     # --- the phase ------------------------------------------------------------------------
     async def run(self) -> SendStats:
         flusher = asyncio.create_task(self._flush_periodically())
-        feeder = asyncio.create_task(self._feed())
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._config.concurrency)]
-        self._tasks.append(feeder)
+        self._tasks = [asyncio.create_task(self._feed())]
         try:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            # Workers are added as the cap grows: wait until every task, old or new, is done.
+            while running := [task for task in self._tasks if not task.done()]:
+                await asyncio.wait(running)
+            for task in self._tasks:  # an error was logged where it happened
+                if not task.cancelled():
+                    task.exception()
         finally:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,72 +148,111 @@ class Engine:
         return self.stats
 
     async def _feed(self) -> None:
-        staged = self._staged
-        for chunk in self._ledger.pending(batch=max(2 * self._config.concurrency, 64)):
-            if self.stop_reason:
+        """Fill the look-ahead window from the ledger, and hand rows of customers with
+        nothing in flight to the workers, writing their intent first (a batch at a time:
+        when the queue is down to half a cap, it is filled to a whole one)."""
+        pending = self._ledger.pending(batch=256)
+        exhausted = False
+        window, queue = self._window, self._queue
+        while not self.stop_reason:
+            while not exhausted and window.room > 0:
+                chunk = next(pending, None)
+                if chunk is None:
+                    exhausted = True
+                for row in chunk or ():
+                    window.add(row)
+            cap = self._resize()
+            if queue.qsize() <= cap // 2 and (batch := window.take(cap - queue.qsize())):
+                self._ledger.mark_intent([row.row for row in batch])
+                for row in batch:
+                    queue.put_nowait(row)
+                continue
+            if exhausted and not window.waiting:
                 break
-            self._ledger.mark_intent([r.row for r in chunk])
-            staged.extend(chunk)
-            while staged and not self.stop_reason:
-                await self._queue.put(staged[0])
-                staged.popleft()
-        for _ in range(self._config.concurrency):
-            await self._queue.put(None)  # workers drain the queue, so this never blocks for long
+            self._changed.clear()
+            await self._changed.wait()
+        for _ in range(self._workers):
+            queue.put_nowait(None)
+
+    def _resize(self) -> int:
+        """Follow the rate and latency (at most every RESIZE_SECONDS); add workers up to
+        the cap. Workers above it leave when they finish their row."""
+        now = asyncio.get_running_loop().time()
+        if now - self._resized_at >= RESIZE_SECONDS:
+            self._resized_at = now
+            self.cap.resize(self._throttle.current_rate)
+            while self._workers < self.cap.value:
+                self._workers += 1
+                self._tasks.append(asyncio.create_task(self._work()))
+        return self.cap.value
 
     async def _work(self) -> None:
-        while (row := await self._queue.get()) is not None:
-            if self.stop_reason:
-                self._unsent.append(row)
-                continue
-            try:
-                outcome = await self._send(row)
-            except Exception as exc:  # a bug, not a reply: stop rather than hang or guess
-                log.exception("row %d: internal error", row.row)
-                self.abort(StopReason.INTERNAL, f"internal error ({type(exc).__name__}): "
-                           "stopping; the row in flight is left in doubt")
-                raise
-            if outcome is not None:
-                self._finish(row, outcome)
+        try:
+            while (row := await self._queue.get()) is not None:
+                if self.stop_reason:
+                    self._unsent.append(row)
+                    continue
+                try:
+                    outcome = await self._send(row)
+                except Exception as exc:  # a bug, not a reply: stop rather than hang or guess
+                    log.exception("row %d: internal error", row.row)
+                    self.abort(StopReason.INTERNAL, f"internal error ({type(exc).__name__}): "
+                               "stopping; the row in flight is left in doubt")
+                    raise
+                finally:
+                    self._window.release(row)
+                    self._changed.set()
+                if outcome is not None:
+                    self._finish(row, outcome)
+                if self._workers > self.cap.value:
+                    break  # the cap shrank
+        finally:
+            self._workers -= 1
 
     async def _send(self, row: PendingRow) -> Outcome | None:
         """Attempts for one row until it has an outcome, or None if the run stops first."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        maybe_applied = row.in_doubt
+        doubt = DOUBT_FROM_EARLIER_RUN if row.in_doubt else None
         attempt = 0
         in_request = False
         try:
             while True:
                 if self._throttle.must_wait() and not await self._wait(self._throttle.acquire()):
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
                 attempt += 1
                 self.stats.requests += 1
                 if attempt > 1:
                     self.stats.retries += 1
                 in_request = True
+                sent_at = loop.time()
                 try:
                     reply = await self._revoker.revoke_earned_badge(row)
                 except SafetyStop as exc:
                     self.request_stop(StopReason.AUTH, str(exc))
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
                 in_request = False
+                if reply.http_status is not None:
+                    self.cap.observe(loop.time() - sent_at)
                 self._observe(reply)
                 decision = decide(
-                    reply, attempt=attempt, maybe_applied=maybe_applied,
+                    reply, attempt=attempt, doubt=doubt,
                     elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
                     completed_at=_utc_now())
                 if isinstance(decision, Outcome):
                     return decision
                 if isinstance(decision, StopRun):
                     self.request_stop(decision.reason, _stop_message(decision.reason, reply))
-                    return self._leave_pending(row, maybe_applied)
-                maybe_applied = maybe_applied or RULES[reply.kind].may_have_applied
+                    return self._leave_pending(row, doubt)
+                doubt = doubt or doubt_after(reply, attempt)
                 assert isinstance(decision, Retry)
+                log.info("row %d: attempt %d got %s; retrying in %.2fs", row.row, attempt,
+                         _cause(reply), decision.delay)
                 if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
-                    return self._leave_pending(row, maybe_applied)
+                    return self._leave_pending(row, doubt)
         except asyncio.CancelledError:
             if not in_request:
-                self._leave_pending(row, maybe_applied)  # aborted while waiting: nothing left
+                self._leave_pending(row, doubt)  # aborted while waiting: nothing left
             raise
 
     async def _wait(self, waiting: Coroutine[Any, Any, None]) -> bool:
@@ -211,6 +276,14 @@ class Engine:
             self._waiting.discard(task)
 
     def _observe(self, reply: Reply) -> None:
+        if reply.foreign:
+            self._foreign += 1
+            if self._foreign >= FOREIGN_LIMIT:
+                self.request_stop(StopReason.NOT_API, (
+                    f"the host does not answer like the Badges API ({self._foreign} answers in "
+                    f"a row like {_cause(reply)}): check --host"))
+        elif reply.http_status is not None:
+            self._foreign = 0
         if reply.kind is ReplyKind.THROTTLED:
             self.stats.throttled += 1
             self._throttle.on_throttled(reply.retry_after, self._policy.retry_after_cap)
@@ -219,10 +292,10 @@ class Engine:
         elif reply.kind in (ReplyKind.SUCCESS, ReplyKind.NOT_ACTIVE):
             self._throttle.on_success()
 
-    def _leave_pending(self, row: PendingRow, maybe_applied: bool) -> Outcome | None:
+    def _leave_pending(self, row: PendingRow, doubt: str | None) -> Outcome | None:
         """The row gets no outcome in this run; if nothing of it can have landed, its intent
         is withdrawn so that a resume sends it as a fresh row."""
-        if not maybe_applied:
+        if not doubt:
             self._unsent.append(row)
         return None
 
@@ -266,8 +339,6 @@ class Engine:
             self._flushed.throttled = self.stats.throttled
 
     def _release_unsent(self) -> None:
-        self._unsent.extend(self._staged)
-        self._staged.clear()
         while not self._queue.empty():
             row = self._queue.get_nowait()
             if row is not None:
@@ -283,6 +354,15 @@ def _stop_message(reason: str, reply: Reply) -> str:
         return (f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
                 "check the credentials in the environment")
     return f"{reply.error_message}"
+
+
+def _cause(reply: Reply) -> str:
+    """An answer in a few words, for the log: the code, and what it meant."""
+    if reply.http_status is None:
+        return f"{reply.error_code} ({reply.error_message})"
+    if reply.error_message and reply.error_message != f"HTTP {reply.http_status}":
+        return f"HTTP {reply.http_status} {reply.error_code} ({reply.error_message})"
+    return f"HTTP {reply.http_status}"
 
 
 _second_cache: list[Any] = [-1, ""]

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     completed_at TEXT
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS verifications (row INTEGER PRIMARY KEY, verified TEXT NOT NULL,
+                                          verified_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resumes (at TEXT NOT NULL, rows_in_doubt INTEGER NOT NULL,
                                     rows_pending INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS timeline (
@@ -53,9 +55,7 @@ CREATE TABLE IF NOT EXISTS timeline (
     requests INTEGER NOT NULL, throttled INTEGER NOT NULL
 );
 """
-#: The timeline's buckets, in seconds: what was finished, sent and throttled in each, as
-#: outcomes were flushed (for summary.html's charts).
-TIMELINE_SECONDS = 10
+TIMELINE_SECONDS = 10  #: the timeline's bucket (summary.html's charts)
 #: A stored batch of input rows: the validated (trimmed) fields, and for an invalid row
 #: its error code and message (both null on a valid row).
 ROW_COLUMNS = ("row", "badge_meta_id", "customer_id", "identifier_type", "earned_badge_id",
@@ -266,18 +266,16 @@ class Ledger:
 
     def _add_to_timeline(self, outcomes: Sequence[tuple[int, Outcome]],
                          counters: dict[str, float]) -> None:
-        """One row per flush at most: the flush's outcomes and counters go to the bucket
-        of the moment they are written."""
+        """A flush's outcomes and counters go to the bucket of the moment they are written."""
         requests, throttled = int(counters.get("requests", 0)), int(counters.get("throttled", 0))
         if not (outcomes or requests or throttled):
             return
         failed = sum(1 for _, o in outcomes if o.status is Status.FAILED)
         at = int(time.time()) // TIMELINE_SECONDS * TIMELINE_SECONDS
         self._db.execute(
-            "INSERT INTO timeline(at, finished, failed, requests, throttled) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(at) DO UPDATE SET finished = finished + excluded.finished, "
-            "failed = failed + excluded.failed, requests = requests + excluded.requests, "
-            "throttled = throttled + excluded.throttled",
+            "INSERT INTO timeline VALUES (?, ?, ?, ?, ?) ON CONFLICT(at) DO UPDATE SET "
+            "finished = finished + excluded.finished, failed = failed + excluded.failed, "
+            "requests = requests + excluded.requests, throttled = throttled + excluded.throttled",
             (at, len(outcomes), failed, requests, throttled))
 
     # --- reconcile ------------------------------------------------------------------------
@@ -313,6 +311,56 @@ class Ledger:
             "SELECT (SELECT COUNT(*) FROM duplicates) "
             "+ (SELECT COUNT(*) FROM outcomes WHERE status IS NOT NULL)").fetchone()
         return int(valid - settled)
+
+    # --- verification ---------------------------------------------------------------------
+    def row_statuses(self) -> Iterator[tuple[int, str, str, str, str, str]]:
+        """(row, badge meta id, customer id, identifier type, earned badge id, status) of
+        every valid row that is not a duplicate, in row order; a row without a final
+        outcome is ``not_attempted``."""
+        import pyarrow.compute as pc
+
+        for stored in self.row_batches():
+            rows = stored.column(0)
+            first, last = rows[0].as_py(), rows[-1].as_py()
+            statuses = dict(self._db.execute(
+                "SELECT row, status FROM outcomes WHERE row BETWEEN ? AND ? "
+                "AND status IS NOT NULL", (first, last)))
+            repeats = {row for row, _ in self.duplicates_between(first, last)}
+            valid = stored.filter(pc.is_null(stored.column(5)))
+            for row, meta, customer, id_type, earned in zip(
+                    *(valid.column(i).to_pylist() for i in range(5)), strict=True):
+                if row not in repeats:
+                    yield row, meta, customer, id_type, earned, statuses.get(row, "not_attempted")
+
+    def rows_with_status(self, status: str) -> list[int]:
+        return [row for (row,) in self._db.execute(
+            "SELECT row FROM outcomes WHERE status = ? ORDER BY row", (status,))]
+
+    def verified_rows(self) -> set[int]:
+        return {row for (row,) in self._db.execute("SELECT row FROM verifications")}
+
+    def record_verifications(self, verdicts: Sequence[tuple[int, str, str]]) -> None:
+        """(row, verdict, verified at) for checked rows; a later check replaces an earlier."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO verifications(row, verified, verified_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(row) DO UPDATE SET verified = excluded.verified, "
+                "verified_at = excluded.verified_at", verdicts)
+
+    def verifications_between(self, first: int, last: int) -> list[tuple[int, str, str]]:
+        return self._db.execute(
+            "SELECT row, verified, verified_at FROM verifications WHERE row BETWEEN ? AND ? "
+            "ORDER BY row", (first, last)).fetchall()
+
+    def verification_counts(self) -> dict[str, int]:
+        """Verdicts by kind, and ``revoked_active``: rows reported revoked that the server
+        still shows active (an alarm)."""
+        counts = dict(self._db.execute(
+            "SELECT verified, COUNT(*) FROM verifications GROUP BY verified").fetchall())
+        counts["revoked_active"] = self._db.execute(
+            "SELECT COUNT(*) FROM verifications v JOIN outcomes o ON o.row = v.row "
+            "WHERE v.verified = 'active' AND o.status = 'revoked'").fetchone()[0]
+        return counts
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,20 +26,14 @@ LOGGER = "bulkrevoke"
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 def printable(text: str) -> str:
-    """*text* with control characters, line and paragraph separators, bidi controls and
-    invisible spaces written as escapes (``\\n``, ``\\x1b``, ``\\u202e``), as ``repr`` would."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    """*text* with every character that is not printable (control characters, line and
+    paragraph separators, bidi controls, invisible spaces) written as its escape (``\\n``,
+    ``\\x1b``, ``\\u202e``), as ``repr`` does."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 class SafeTextFormatter(logging.Formatter):

@@ -346,8 +346,9 @@ _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
 _STOP_NOTES = {
     "auth": "run stopped: authentication failed",
     "tls": "run stopped: the host's TLS certificate was not trusted",
+    "proxy_auth": "run stopped: the proxy refused its credentials",
+    "not_api": "run stopped: the host does not answer like the Badges API",
     "error_rate": "run stopped: too many rows failed",
     "signal": "run interrupted",
     "internal": "run stopped by an internal error",
 }
-

@@ -51,6 +51,22 @@ def prepare(path: Path, *, resume: bool) -> Path:
     return path
 
 
+def create_unique(root: Path, run_id: str) -> Path:
+    """A new run directory under *root* named *run_id*, or *run_id*-2, -3… when that name
+    is taken (two runs started in the same second on the same input stem). ``mkdir`` is
+    atomic, so two processes racing for one name each get their own."""
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 10_000):
+        path = root / (run_id if attempt == 1 else f"{run_id}-{attempt}")
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+        return path
+    raise RunDirError(f"{root}: no free run directory name for {run_id}; choose one with --out")
+
+
 class RunLock:
     """An exclusive lock on the run directory for the life of this process's run."""
 

@@ -23,7 +23,7 @@ from typing import Any
 from . import rundir
 from ._version import __version__
 from .auth import require_credentials
-from .config import Credentials, RunConfig
+from .config import MAX_CONCURRENCY, Credentials, RunConfig
 from .engine import Engine, StopReason
 from .errors import InputError, RunDirError
 from .failpoints import failpoint
@@ -64,9 +64,11 @@ class RunResult:
 async def run(config: RunConfig, *, progress_stream: Any = None,
               install_signal_handlers: bool = True) -> RunResult:
     now = datetime.now(timezone.utc)
-    run_dir = rundir.prepare(
-        config.out or rundir.DEFAULT_ROOT / rundir.run_id_for(config.source, now.astimezone()),
-        resume=config.resume)
+    if config.resume and not config.out:
+        raise RunDirError("--resume needs --out DIR: the run directory to continue")
+    run_dir = (rundir.prepare(config.out, resume=config.resume) if config.out else
+               rundir.create_unique(rundir.DEFAULT_ROOT,
+                                    rundir.run_id_for(config.source, now.astimezone())))
     with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
         meta = ledger.meta()
         run_id = meta.get("run_id") or run_dir.name
@@ -143,7 +145,9 @@ async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progr
         from .client import CapillaryClient
 
         client = CapillaryClient(base_url, credentials, timeout=config.retry.timeout,
-                                 concurrency=config.concurrency, ca_bundle=config.ca_bundle)
+                                 concurrency=config.concurrency or MAX_CONCURRENCY,
+                                 ca_bundle=config.ca_bundle,
+                                 proxy=None if config.sandbox else config.proxy)
         async with client:
             throttle = Throttle(config.rate)
             engine: Engine
@@ -154,11 +158,17 @@ async def _send(config: RunConfig, ledger: Ledger, pending: int, progress: Progr
 
             engine = Engine(ledger, client, throttle, config, on_outcome=on_outcome)
             progress.start("send", pending)
-            log.info("sending %d rows to %s at %s with %d workers", pending,
-                     _host_label(config), config.rate, config.concurrency)
+            log.info("sending %d rows to %s at %s with %s in flight%s", pending,
+                     _host_label(config), config.rate, config.concurrency or "auto",
+                     f" through the proxy {config.proxy.label} (from {config.proxy.source})"
+                     if config.proxy and not config.sandbox else "")
             with _signals(engine, install_signal_handlers):
                 await engine.run()
             progress.close()
+            ledger.set_meta(largest_concurrency=max(engine.cap.largest,
+                                                    int(ledger.meta().get("largest_concurrency")
+                                                        or 0)),
+                            median_latency_ms=engine.cap.median_milliseconds())
     ledger.record([], {"send_seconds": time.monotonic() - started})
     ledger.set_meta(stop_reason=engine.stop_reason)
     return engine.stop_message

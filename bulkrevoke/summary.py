@@ -59,6 +59,8 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, i
         "throttled": int(counters.get("throttled", 0)),
         "achievedRequestsPerSecond": round(requests / send_seconds, 2) if send_seconds else 0.0,
         "rate": meta.get("rate"),
+        "largestConcurrency": meta.get("largest_concurrency"),
+        "medianLatencyMs": meta.get("median_latency_ms"),
         "stopReason": meta.get("stop_reason"),
         "resumes": ledger.resumes(),
         "exitCode": exit_code(statuses, dry_run=bool(meta.get("dry_run")),
@@ -92,13 +94,17 @@ def controls_hold(summary: Mapping[str, Any]) -> bool:
     return all(c.get("holds") for c in (summary.get("controls") or {}).values())
 
 
+#: Stop reasons that end a run with exit code 3 (a safety stop).
+SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate"})
+
+
 def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
               stop_reason: str | None) -> int:
     """Contract §5, from the report's counts and why the run stopped."""
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
     if unfinished and stop_reason == "signal":
         return 130
-    if unfinished and stop_reason in ("auth", "tls", "error_rate"):
+    if unfinished and stop_reason in SAFETY_STOPS:
         return 3
     clean = {s.value for s in CLEAN_STATUSES}
     if dry_run:

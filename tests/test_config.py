@@ -106,7 +106,7 @@ def test_no_host_is_a_config_error_unless_dry_run_or_sandbox():
 def test_defaults_for_a_real_host():
     config = resolve_config("x.csv", {"host": "eu"}, {})
     assert config.rate == RateLimit(100 / 60)
-    assert config.concurrency == 16 and config.retry.timeout == 30.0
+    assert config.concurrency is None and config.retry.timeout == 30.0  # None: auto
     assert config.max_error_rate == 0.5
 
 
@@ -124,3 +124,15 @@ def test_mask_pii_needs_a_key():
         resolve_config("x.csv", {"host": "eu", "mask_pii": True}, {})
     config = resolve_config("x.csv", {"host": "eu", "mask_pii": True}, {"BULKREVOKE_PII_KEY": "k"})
     assert config.pii_key == b"k"
+
+
+@pytest.mark.parametrize("value, expected", [("auto", None), ("AUTO", None), ("8", 8),
+                                             (256, 256)])
+def test_concurrency_is_a_number_or_auto(value, expected):
+    assert resolve_config("x.csv", {"host": "eu", "concurrency": value}, {}).concurrency == expected
+
+
+@pytest.mark.parametrize("value", ["0", "257", "many", "1.5"])
+def test_concurrency_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match="--concurrency"):
+        resolve_config("x.csv", {"host": "eu", "concurrency": value}, {})

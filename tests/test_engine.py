@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from bulkrevoke.client import Reply, ReplyKind
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
 from bulkrevoke.engine import Engine, StopReason
 from bulkrevoke.ledger import Ledger, row_batch
+from bulkrevoke.reply import Reply, ReplyKind
 from bulkrevoke.throttle import Throttle
 
 META = "698dae82d30c4f6b3da9dc06"

@@ -8,9 +8,10 @@ from collections import Counter
 
 import pytest
 
-from bulkrevoke.client import CapillaryClient, ReplyKind
+from bulkrevoke.client import CapillaryClient
 from bulkrevoke.config import Credentials
 from bulkrevoke.ledger import PendingRow
+from bulkrevoke.reply import ReplyKind
 from bulkrevoke.sandbox import FaultProfile, Sandbox, SandboxSettings
 
 from .conftest import (

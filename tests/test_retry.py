@@ -2,16 +2,16 @@ import random
 
 import pytest
 
-from bulkrevoke.client import Reply, ReplyKind, classify_response, parse_retry_after
 from bulkrevoke.config import RetryPolicy
 from bulkrevoke.outcome import ErrorSource, Outcome, Status
-from bulkrevoke.retry import Retry, StopRun, backoff, decide
+from bulkrevoke.reply import Reply, ReplyKind, classify_response, parse_retry_after
+from bulkrevoke.retry import Retry, StopRun, backoff, decide, doubt_after
 
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, row_deadline=60.0)
 
 
-def _decide(reply, attempt=1, maybe_applied=False, elapsed=0.0, policy=POLICY):
-    return decide(reply, attempt=attempt, maybe_applied=maybe_applied, elapsed=elapsed,
+def _decide(reply, attempt=1, doubt=None, elapsed=0.0, policy=POLICY):
+    return decide(reply, attempt=attempt, doubt=doubt, elapsed=elapsed,
                   policy=policy, rng=random.Random(1), completed_at="2026-01-01T00:00:00.000Z")
 
 
@@ -46,7 +46,12 @@ SUCCESS = (b'{"data":{"badgeMetaId":"a","customerId":1,"earnedBadgeId":"b","isAc
     (200, b"", ReplyKind.LOST),
     (200, b'{"data":{"isActive":true},"errors":[]}', ReplyKind.UNEXPECTED),
     (302, b"", ReplyKind.REDIRECT),
-    (404, b"not found", ReplyKind.REJECTED),
+    (404, b"not found", ReplyKind.HTTP_ERROR),      # a gateway's, not the API's
+    (400, b"<html>Bad Request</html>", ReplyKind.HTTP_ERROR),
+    (405, b"", ReplyKind.HTTP_ERROR),
+    (404, body(813), ReplyKind.REJECTED),            # the API's envelope decides
+    (408, b"", ReplyKind.NOT_SENT),                  # not read: safe to send again
+    (408, b"<html>timeout</html>", ReplyKind.NOT_SENT),
 ])
 def test_classification_reads_the_body_before_the_status(status, payload, kind):
     assert classify_response(status, payload, "rid-1").kind is kind
@@ -74,6 +79,7 @@ def test_retry_after_seconds_and_http_date():
     (ReplyKind.REJECTED, Status.INVALID),
     (ReplyKind.REDIRECT, Status.FAILED),
     (ReplyKind.UNEXPECTED, Status.FAILED),
+    (ReplyKind.HTTP_ERROR, Status.FAILED),
 ])
 def test_final_replies(kind, status):
     outcome = _decide(Reply(kind, 200, "rid", "x", "y"))
@@ -84,9 +90,19 @@ def test_final_replies(kind, status):
 def test_814_after_a_maybe_applied_attempt_is_unconfirmed():
     reply = Reply(ReplyKind.NOT_ACTIVE, 200, "rid", "814", "Active earn instance is not present",
                   source=ErrorSource.API)
-    outcome = _decide(reply, attempt=2, maybe_applied=True)
+    lost = Reply(ReplyKind.LOST, None, None, "connection_lost", "connection reset")
+    doubt = doubt_after(lost, 1)
+    outcome = _decide(reply, attempt=2, doubt=doubt)
     assert outcome.status is Status.REVOKED_UNCONFIRMED and outcome.is_active is False
     assert outcome.error_code == "814" and outcome.error_source is ErrorSource.API
+    assert outcome.error_message == "814 after attempt 1's answer was lost: connection reset"
+
+
+def test_only_answers_that_may_have_been_applied_leave_doubt():
+    assert doubt_after(Reply(ReplyKind.NOT_SENT, None, None, "connect_error", "refused"), 1) is None
+    assert doubt_after(Reply(ReplyKind.SERVER_ERROR, 500, None, "500", "HTTP 500"), 1) is None
+    assert doubt_after(Reply(ReplyKind.GATEWAY_ERROR, 504, None, "504", "HTTP 504"), 3) == (
+        "attempt 3 got HTTP 504 from a gateway")
 
 
 def test_revoked_carries_no_error():
@@ -107,6 +123,7 @@ def test_retryable_replies_retry_until_attempts_run_out(kind):
 def test_unauthorized_and_untrusted_tls_stop_the_run():
     assert _decide(Reply(ReplyKind.UNAUTHORIZED, 401)) == StopRun("auth")
     assert _decide(Reply(ReplyKind.TLS_ERROR, None)) == StopRun("tls")
+    assert _decide(Reply(ReplyKind.PROXY_REFUSED, None)) == StopRun("proxy_auth")
 
 
 def test_throttled_with_retry_after_leaves_the_wait_to_the_shared_pause():

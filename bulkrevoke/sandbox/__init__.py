@@ -1,6 +1,7 @@
-"""A real HTTP server that behaves like Capillary's Badges ``revokeEarn`` endpoint.
+"""A real HTTP server that behaves like Capillary's Badges ``revokeEarn`` and badge-read endpoints.
 
-It answers as the API does (success, 814, 715/813, Basic or OAuth auth, 429s), can be told
+It answers as the API does (success, 814, 715/813, Basic or OAuth auth, 429s from a sliding,
+per-minute or token-bucket quota, 521 when two requests for one customer overlap), can be told
 to misbehave reproducibly (``FaultProfile``), and keeps the ground truth a test needs to
 check a client's report: which badges it really revoked and which answers were lost.
 

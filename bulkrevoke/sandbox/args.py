@@ -19,7 +19,8 @@ from typing import TypeVar
 from bulkrevoke import loops
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.sandbox.faults import NO_FAULTS, FaultProfile
-from bulkrevoke.sandbox.settings import SandboxSettings
+from bulkrevoke.sandbox.ratelimit import LIMIT_KINDS
+from bulkrevoke.sandbox.settings import READ_SHAPES, SandboxSettings
 from bulkrevoke.sandbox.state import load_state
 
 DEFAULT_PORT = 8080
@@ -36,6 +37,8 @@ _FAULT_FLAGS = (
     ("drop", "apply, then close the connection without an answer"),
     ("hang", "apply, then never answer (see --hang-seconds)"),
     ("malformed", "apply, then answer 200 with a truncated JSON body"),
+    ("not_read", "answer 408 with Connection: close (a load balancer's), not applied"),
+    ("gateway_page", "answer a gateway's HTML 404 page, not applied"),
     ("inactive_400", "deliver an 814 answer with HTTP 400 instead of 200"),
     ("slow", "delay an answer by an extra --slow-seconds"),
 )
@@ -80,7 +83,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve https with this PEM certificate (chain), to rehearse --ca-bundle",
     )
     server.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
-    behaviour = parser.add_argument_group("latency and rate limit")
+    behaviour = parser.add_argument_group("latency, rate limit, overlap and reads")
     behaviour.add_argument(
         "--latency",
         type=_seconds,
@@ -95,21 +98,62 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="extra uniform random delay, 0 to this (default: %(default)s)",
     )
-    behaviour.add_argument(
+    _add_limit_arguments(behaviour)
+    _add_fault_arguments(parser.add_argument_group("faults (probabilities 0..1 per request)"))
+
+
+def _add_limit_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--rate-limit",
         type=_rate_limit,
         default=None,
         metavar="N",
-        help="answer 429 beyond N revokeEarn requests per --rate-window (default: unlimited)",
+        help="answer 429 beyond N requests (revokeEarn and reads) per --rate-window "
+        "(default: unlimited)",
     )
-    behaviour.add_argument(
+    group.add_argument(
         "--rate-window",
         type=_positive,
         default=_DEFAULTS.rate_window,
         metavar="SECONDS",
-        help="the sliding window of --rate-limit (default: %(default)s)",
+        help="the window of --rate-limit (default: %(default)s)",
     )
-    _add_fault_arguments(parser.add_argument_group("faults (probabilities 0..1 per request)"))
+    group.add_argument(
+        "--rate-limit-kind",
+        choices=LIMIT_KINDS,
+        default=_DEFAULTS.rate_limit_kind,
+        help="sliding: at most N in any window; fixed: N per window aligned to the clock "
+        "(60 s: per clock minute, as Capillary counts); bucket: a token bucket refilled "
+        "with N per window (default: %(default)s)",
+    )
+    group.add_argument(
+        "--rate-burst",
+        type=_positive_at_least_one,
+        default=None,
+        metavar="N",
+        help="tokens the bucket of --rate-limit-kind bucket holds (default: N of --rate-limit)",
+    )
+    group.add_argument(
+        "--limit-retry-after",
+        action=argparse.BooleanOptionalAction,
+        default=_DEFAULTS.limit_retry_after,
+        help="send Retry-After with the rate limit's 429s (default: send it)",
+    )
+    group.add_argument(
+        "--busy-on-overlap",
+        action=argparse.BooleanOptionalAction,
+        default=_DEFAULTS.busy_on_overlap,
+        help="answer 521 to a request for a customer while another one for that customer is "
+        "being handled, as the real service does (default: on)",
+    )
+    group.add_argument(
+        "--read-shape",
+        choices=READ_SHAPES,
+        default=_DEFAULTS.read_shape,
+        help="how the badge read names an earned badge: standard (earnedBadgeId, isActive), "
+        "counts (no ids, only counts tell) or alternate (id; active or status) "
+        "(default: %(default)s)",
+    )
 
 
 def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
@@ -149,6 +193,10 @@ def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
         metavar="SECONDS",
         help="extra delay of a --slow answer (default: %(default)s)",
     )
+    group.add_argument("--gzip", action="store_true",
+                       help="gzip-encode answers when the client accepts it")
+    group.add_argument("--retry-after-date", action="store_true",
+                       help="send Retry-After as an HTTP-date instead of seconds")
 
 
 def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> SandboxSettings:
@@ -174,6 +222,11 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Sa
             latency_jitter=ns.latency_jitter,
             rate_limit=ns.rate_limit,
             rate_window=ns.rate_window,
+            rate_limit_kind=ns.rate_limit_kind,
+            rate_burst=ns.rate_burst,
+            limit_retry_after=ns.limit_retry_after,
+            busy_on_overlap=ns.busy_on_overlap,
+            read_shape=ns.read_shape,
             faults=faults,
             tls_cert=ns.tls_cert,
             tls_key=ns.tls_key,
@@ -250,6 +303,7 @@ def _number(
 _probability = _number(float, lambda v: 0 <= v <= 1, "a probability between 0 and 1")
 _seconds = _number(float, lambda v: 0 <= v < float("inf"), "a number of seconds >= 0")
 _positive = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+_positive_at_least_one = _number(float, lambda v: 1 <= v < float("inf"), "a number >= 1")
 _rate_limit = _number(int, lambda v: v >= 1, "a whole number >= 1")
 _whole_seconds = _number(int, lambda v: v >= 0, "a whole number of seconds >= 0")
 _port = _number(int, lambda v: 0 <= v <= 65535, "a port number (0..65535)")

@@ -31,6 +31,8 @@ class Fault(enum.Enum):
     DROP = "drop"  # applied, then the connection is closed without an answer
     HANG = "hang"  # applied, then no answer for hang_seconds
     MALFORMED = "malformed"  # applied, then HTTP 200 with a truncated JSON body
+    NOT_READ = "not_read"  # 408 with Connection: close, as a load balancer sends; not applied
+    GATEWAY_PAGE = "gateway_page"  # a gateway's HTML 404 page; not applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,10 @@ class FaultProfile:
     inactive_400: float = 0  # an 814 answer comes with HTTP 400 instead of 200
     slow: float = 0  # an answer is delayed by an extra slow_seconds
     slow_seconds: float = 0.5
+    not_read: float = 0
+    gateway_page: float = 0
+    gzip: bool = False  # answers are gzip-encoded when the client accepts it
+    retry_after_date: bool = False  # Retry-After is sent as an HTTP-date, not seconds
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -7,8 +7,10 @@ thousands of identical 814s a second.
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import json
+import time
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +32,8 @@ SERVER_ERRORS = {
 
 # What the malformed fault sends: a success body cut short.
 MALFORMED_BODY = b'{"data": {"isAct'
+GATEWAY_408 = b"<html><body><h1>408 Request Time-out</h1></body></html>"
+GATEWAY_404 = b"<html><head><title>404 Not Found</title></head><body>Not Found</body></html>"
 
 
 class ApiError(Exception):
@@ -70,9 +74,25 @@ def revoked(badge_meta_id: str, customer_id: Any, earned_badge_id: str) -> web.R
     return web.Response(body=body, content_type=JSON)
 
 
-def throttled(retry_after: int | None) -> web.Response:
-    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+def throttled(retry_after: int | None, *, as_date: bool = False) -> web.Response:
+    if retry_after is None:
+        headers = None
+    elif as_date:
+        headers = {"Retry-After": email.utils.formatdate(time.time() + retry_after, usegmt=True)}
+    else:
+        headers = {"Retry-After": str(retry_after)}
     return error(429, *THROTTLED, headers=headers)
+
+
+def not_read() -> web.Response:
+    """What a load balancer sends for a request it stopped waiting for."""
+    return web.Response(status=408, body=GATEWAY_408, content_type="text/html",
+                        headers={"Connection": "close"})
+
+
+def gateway_page() -> web.Response:
+    """A gateway's own 404, as a wrong path prefix in --host gets."""
+    return web.Response(status=404, body=GATEWAY_404, content_type="text/html")
 
 
 def malformed() -> web.Response:

@@ -1,4 +1,5 @@
-"""Reading a revokeEarn request the way the API does, refusing what it refuses."""
+"""Reading a request the way the API does, refusing what it refuses: revokeEarn's body, and
+the customer identifier header that every customer-scoped call carries."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def parse_revoke(body: bytes, identifier_header: str | None) -> RevokeRequest:
         raise ApiError(400, 400, "Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, 400, "Request body must be a JSON object")
-    identifier_type = _identifier_type(identifier_header)
+    identifier_type = identifier_type_of(identifier_header)
     meta_id = _mandatory_text(data.get("badgeMetaId"), "badgeMetaId", META_ID_MANDATORY)
     earned_id = _mandatory_text(data.get("earnedBadgeId"), "earnedBadgeId", EARN_ID_MANDATORY)
     customer_id = data.get("customerId")
@@ -44,7 +45,8 @@ def parse_revoke(body: bytes, identifier_header: str | None) -> RevokeRequest:
     return RevokeRequest(BadgeKey(meta_id, identifier_type, customer_text, earned_id), customer_id)
 
 
-def _identifier_type(header: str | None) -> str:
+def identifier_type_of(header: str | None) -> str:
+    """The identifier type an ``X-CAP-CUSTOMER-IDENTIFIER`` header names (absent: ``id``)."""
     if header is None or not header.strip():
         return "id"
     identifier_type = canonical_identifier_type(header)

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bulkrevoke.sandbox.faults import NO_FAULTS, FaultProfile
+from bulkrevoke.sandbox.ratelimit import LIMIT_KINDS, LimitKind
 from bulkrevoke.sandbox.state import BadgeKey
+
+# How the read endpoint shapes an earns[] item (see bulkrevoke.sandbox.reads).
+ReadShape = Literal["standard", "counts", "alternate"]
+READ_SHAPES: tuple[ReadShape, ...] = ("standard", "counts", "alternate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +23,19 @@ class SandboxSettings:
     ``client_key``/``client_secret`` it issues and checks OAuth tokens (both may be set);
     with neither it checks nothing. ``state`` gives each known badge's initial activity;
     a badge not in it is absent (814) or, with ``unknown_badges="active"``, active on first
-    sight. ``rate_limit`` (None: unlimited) admits at most that many revokeEarn requests in
-    any ``rate_window`` seconds. Every revokeEarn answer waits ``latency`` seconds plus a
-    uniform jitter of up to ``latency_jitter``.
+    sight. Every answer waits ``latency`` seconds plus a uniform jitter of up to
+    ``latency_jitter``.
+
+    Quota: ``rate_limit`` (None: unlimited) requests per ``rate_window`` seconds, counted over
+    revokeEarn and reads alike, the way ``rate_limit_kind`` says: ``sliding`` (at most that
+    many in any window), ``fixed`` (per window aligned to the clock: 60 s is the clock's
+    minute, as Capillary counts) or ``bucket`` (a token bucket refilled at that pace, holding
+    ``rate_burst`` tokens, default ``rate_limit``). Its 429s carry ``Retry-After`` unless
+    ``limit_retry_after`` is False.
+
+    ``busy_on_overlap``: answer 521 to a request for a customer while another request for
+    that customer is being handled, as the real service does. ``read_shape``: how the read
+    endpoint names an earned badge and its state.
     """
 
     host: str = "127.0.0.1"
@@ -36,6 +51,11 @@ class SandboxSettings:
     latency_jitter: float = 0
     rate_limit: float | None = None
     rate_window: float = 1.0
+    rate_limit_kind: LimitKind = "sliding"
+    rate_burst: float | None = None
+    limit_retry_after: bool = True
+    busy_on_overlap: bool = True
+    read_shape: ReadShape = "standard"
     faults: FaultProfile = NO_FAULTS
     tls_cert: str | None = None  # PEM certificate chain: serve https, to rehearse --ca-bundle
     tls_key: str | None = None
@@ -61,6 +81,17 @@ class SandboxSettings:
             raise ValueError("tls_cert and tls_key must be given together")
         if not self.rate_window > 0:
             raise ValueError("rate_window must be positive")
+        if self.rate_limit_kind not in LIMIT_KINDS:
+            raise ValueError(
+                f"rate_limit_kind must be one of {', '.join(LIMIT_KINDS)}, "
+                f"not {self.rate_limit_kind!r}"
+            )
+        if self.rate_burst is not None and not self.rate_burst >= 1:
+            raise ValueError("rate_burst must be at least 1")
+        if self.read_shape not in READ_SHAPES:
+            raise ValueError(
+                f"read_shape must be one of {', '.join(READ_SHAPES)}, not {self.read_shape!r}"
+            )
 
     @property
     def basic_auth(self) -> bool:

@@ -41,9 +41,13 @@ class BadgeTruth:
 class GroundTruth:
     """A snapshot of everything the sandbox recorded.
 
-    ``request_log`` holds ``(arrival time.monotonic(), HTTP status)`` for every revokeEarn
-    request in the order the answers were decided (status 0: no answer was sent).
-    ``requests``, ``throttled`` (429s) and ``unauthorized`` (401s) count revokeEarn requests.
+    ``request_log`` holds ``(arrival time.monotonic(), HTTP status)`` for every API request
+    (revokeEarn and badge reads: one quota counts both) in the order the answers were decided
+    (status 0: no answer was sent). ``requests`` counts revokeEarn requests, ``reads`` badge
+    reads; ``throttled`` (429s) and ``unauthorized`` (401s) count both kinds.
+    ``quota_throttled`` is the part of ``throttled`` that the rate limit answered (the rest
+    are injected faults). 521s come in two kinds: ``busy_overlap``, answered because another
+    request for the same customer was being handled, and ``busy_injected``, the random fault.
     """
 
     badges: dict[BadgeKey, BadgeTruth] = field(default_factory=dict)
@@ -52,14 +56,15 @@ class GroundTruth:
     throttled: int = 0
     unauthorized: int = 0
     tokens_issued: int = 0
+    reads: int = 0
+    quota_throttled: int = 0
+    busy_overlap: int = 0
+    busy_injected: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (pass it to ``json.dumps``); ``from_json`` reverses it."""
         return {
-            "requests": self.requests,
-            "throttled": self.throttled,
-            "unauthorized": self.unauthorized,
-            "tokens_issued": self.tokens_issued,
+            **{name: getattr(self, name) for name in _COUNTERS},
             "badges": [
                 {"key": _key_to_json(key), **asdict(badge)} for key, badge in self.badges.items()
             ],
@@ -77,11 +82,16 @@ class GroundTruth:
         return cls(
             badges=badges,
             request_log=[(float(t), int(status)) for t, status in data["request_log"]],
-            requests=data["requests"],
-            throttled=data["throttled"],
-            unauthorized=data["unauthorized"],
-            tokens_issued=data.get("tokens_issued", 0),
+            # .get: a sandbox of an older version may not send the newer counters.
+            **{name: int(data.get(name, 0)) for name in _COUNTERS},
         )
+
+
+# The plain counters of GroundTruth and TruthRecorder, in the order to_json writes them.
+_COUNTERS = (
+    "requests", "throttled", "unauthorized", "tokens_issued", "reads", "quota_throttled",
+    "busy_overlap", "busy_injected",
+)
 
 
 def _key_to_json(key: BadgeKey) -> dict[str, str]:
@@ -116,6 +126,7 @@ class BadgeRecord:
     successes: int = 0
     lost_answers: int = 0
     gateway_errors: int = 0
+    revoked_at: float | None = None  # wall-clock time this server turned it inactive
 
     def freeze(self) -> BadgeTruth:
         return BadgeTruth(
@@ -133,23 +144,24 @@ class TruthRecorder:
     """The live counters the request handlers update."""
 
     __slots__ = (
+        "_customers",
+        "_index",
         "_unknown_active",
         "badges",
         "request_log",
-        "requests",
-        "throttled",
-        "tokens_issued",
-        "unauthorized",
+        *_COUNTERS,
     )
 
     def __init__(self, state: dict[BadgeKey, bool], *, unknown_active: bool) -> None:
         self.badges = {key: BadgeRecord(active, active) for key, active in state.items()}
         self._unknown_active = unknown_active
         self.request_log: list[tuple[float, int]] = []
-        self.requests = 0
-        self.throttled = 0
-        self.unauthorized = 0
-        self.tokens_issued = 0
+        self.requests = self.throttled = self.unauthorized = self.tokens_issued = 0
+        self.reads = self.quota_throttled = self.busy_overlap = self.busy_injected = 0
+        # For reads: the badges of each (badgeMetaId, identifier type, customer), built on the
+        # first read, so that a run without reads pays nothing for it.
+        self._index: dict[tuple[str, str, str], list[BadgeKey]] | None = None
+        self._customers: set[tuple[str, str]] = set()
 
     def record_for(self, key: BadgeKey) -> BadgeRecord:
         """The key's record, created on first sight of an unknown badge."""
@@ -158,14 +170,38 @@ class TruthRecorder:
             active = self._unknown_active
             record = BadgeRecord(True if active else None, active)
             self.badges[key] = record
+            if self._index is not None:
+                self._add_to_index(key, record)
         return record
+
+    def earned_badges(
+        self, badge_meta_id: str, identifier_type: str, customer_id: str
+    ) -> list[BadgeKey] | None:
+        """The earned badges of this meta id the customer has (or had), or None if the
+        sandbox knows no badge of the customer at all.
+
+        A badge the server never had (a revoke of an unknown badge, answered 814) is not
+        the customer's: it is left out.
+        """
+        if self._index is None:
+            self._index = {}
+            for key, record in self.badges.items():
+                self._add_to_index(key, record)
+        if (identifier_type, customer_id) not in self._customers:
+            return None
+        return self._index.get((badge_meta_id, identifier_type, customer_id), [])
+
+    def _add_to_index(self, key: BadgeKey, record: BadgeRecord) -> None:
+        if record.initially_active is None:
+            return
+        assert self._index is not None
+        self._customers.add((key.identifier_type, key.customer_id))
+        group = (key.badge_meta_id, key.identifier_type, key.customer_id)
+        self._index.setdefault(group, []).append(key)
 
     def snapshot(self) -> GroundTruth:
         return GroundTruth(
             badges={key: record.freeze() for key, record in self.badges.items()},
             request_log=list(self.request_log),
-            requests=self.requests,
-            throttled=self.throttled,
-            unauthorized=self.unauthorized,
-            tokens_issued=self.tokens_issued,
+            **{name: getattr(self, name) for name in _COUNTERS},
         )
