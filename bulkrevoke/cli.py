@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "from RUN_DIR/ledger.sqlite.",
         epilog="example: bulkrevoke report reports/20261128-101500-revocations")
     report.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    history = commands.add_parser(
+        "history", help="list the runs in a reports folder, newest first",
+        description="List the runs in REPORTS_DIR, newest first: run id, start, operator, "
+                    "ticket, input, host, counts, exit code and whether it was verified.",
+        epilog="examples:\n  bulkrevoke history\n  bulkrevoke history /data/bulkrevoke --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    history.add_argument("reports_dir", metavar="REPORTS_DIR", nargs="?", default="reports",
+                         help="the folder holding run directories (default reports)")
+    history.add_argument("--json", action="store_true", help="one JSON array, for programs")
     return parser
 
 
@@ -113,6 +122,8 @@ def _add_run(commands: Any) -> None:
                       help="continue the run in --out DIR (same input required)")
     mode.add_argument("--config", metavar="FILE",
                       help="TOML settings; precedence: flag > environment > file > default")
+    mode.add_argument("--ticket", metavar="TEXT",
+                      help="the change ticket or approval reference, recorded in the summary")
     mode.add_argument("--mask-pii", action="store_true", default=None,
                       help="reports carry a keyed hash (key: BULKREVOKE_PII_KEY) instead of "
                            "email, mobile and cardNumber identifiers")
@@ -136,8 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve_forever(settings_from_args(args, os.environ))
         if args.command == "report":
             return _report(Path(args.run_dir))
+        if args.command == "history":
+            from .history import print_history
+
+            return print_history(Path(args.reports_dir), as_json=args.json)
     except BulkRevokeError as exc:
-        print(f"bulkrevoke: error: {exc}", file=sys.stderr)
+        from .logs import printable
+
+        print(f"bulkrevoke: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bulkrevoke: interrupted before sending began; nothing was sent", file=sys.stderr)
@@ -155,7 +172,8 @@ def _run(args: argparse.Namespace) -> int:
         for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
                      "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
                      "max_error_rate", "delimiter", "config", "ca_bundle", "proxy", "mask_pii",
-                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap")
+                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
+                     "ticket")
     }
     settings["progress"] = not args.no_progress
     settings["verbosity"] = -1 if args.quiet else args.verbose
@@ -178,7 +196,7 @@ def _target_args(args: argparse.Namespace) -> list[str]:
     extra: list[str] = []
     if args.sandbox:
         extra.append("--sandbox")
-    for flag in ("host", "rate", "config"):
+    for flag in ("host", "rate", "config", "ticket"):
         value = getattr(args, flag)
         if value:
             extra += [f"--{flag}", str(value)]

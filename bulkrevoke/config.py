@@ -141,6 +141,7 @@ class RunConfig:
     log_format: str = "text"
     verbosity: int = 0
     credentials: Credentials = field(default_factory=Credentials)
+    ticket: str | None = None
 
 
 def parse_rate(text: str | float | int) -> RateLimit:
@@ -302,7 +303,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 _FILE_KEYS = (
     "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
     "max_error_rate", "delimiter", "ca_bundle", "proxy", "mask_pii", "log_format", "out",
-    "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
+    "retry_after_cap", "row_deadline", "backoff", "backoff_cap", "ticket",
 )
 _SECRET_KEYS = ("username", "password", "client_key", "client_secret")
 _ENV_SECRETS = {
@@ -402,6 +403,7 @@ def resolve_config(
         log_format=log_format,
         verbosity=int(given.get("verbosity", 0)),
         credentials=credentials,
+        ticket=parse_ticket(pick("ticket")),
     )
 
 
@@ -409,7 +411,7 @@ _SETTING_NAMES = (
     "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
     "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
     "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
-    "row_deadline", "backoff", "backoff_cap",
+    "row_deadline", "backoff", "backoff_cap", "ticket",
 )
 
 
@@ -420,6 +422,20 @@ def _concurrency(value: Any) -> int | None:
     if number > MAX_CONCURRENCY:
         raise ConfigError(f"--concurrency: {value!r} is more than {MAX_CONCURRENCY}")
     return number
+
+
+TICKET_MAX = 200
+
+
+def parse_ticket(value: Any) -> str | None:
+    """The change ticket or approval reference: one line of printable text."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text or len(text) > TICKET_MAX or not text.isprintable():
+        raise ConfigError(f"--ticket: give one line of printable text, at most {TICKET_MAX} "
+                          "characters (e.g. CHG-42)")
+    return text
 
 
 def _positive_int(name: str, value: Any, default: int) -> int:

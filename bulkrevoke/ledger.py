@@ -4,7 +4,8 @@ The input's records are stored as they were validated, a batch of rows per BLOB 
 IPC, LZ4): ingest, the send phase and the report each read them in row order, a batch
 at a time, so ten million rows cost a few hundred inserts rather than ten million.
 What happens to a row after ingest lives in small tables keyed by row number:
-``duplicates`` (row → the earlier row it repeats) and ``outcomes``.
+``duplicates`` (row → the earlier row it repeats) and ``outcomes``; ``timeline`` keeps what
+was finished, sent and throttled in each 10-second bucket, one upsert per flush.
 
 A row's life: ingested (with its validation result) → intent written before it is
 sent (an ``outcomes`` row with ``in_doubt = 1``) → outcome written (``status`` set,
@@ -20,6 +21,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 
 from .errors import RunDirError
 from .failpoints import failpoint
-from .outcome import Outcome
+from .outcome import Outcome, Status
 from .storage import Reserve, writing
 
 SCHEMA_VERSION = 2
@@ -53,7 +55,12 @@ CREATE TABLE IF NOT EXISTS verifications (row INTEGER PRIMARY KEY, verified TEXT
                                           verified_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS resumes (at TEXT NOT NULL, rows_in_doubt INTEGER NOT NULL,
                                     rows_pending INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS timeline (
+    at INTEGER PRIMARY KEY, finished INTEGER NOT NULL, failed INTEGER NOT NULL,
+    requests INTEGER NOT NULL, throttled INTEGER NOT NULL
+);
 """
+TIMELINE_SECONDS = 10  #: the timeline's bucket (summary.html's charts)
 #: A stored batch of input rows: the validated (trimmed) fields, and for an invalid row
 #: its error code and message (both null on a valid row).
 ROW_COLUMNS = ("row", "badge_meta_id", "customer_id", "identifier_type", "earned_badge_id",
@@ -277,6 +284,21 @@ class Ledger:
                 "INSERT INTO counters(name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 [(k, v) for k, v in counters.items() if v])
+            self._add_to_timeline(outcomes, counters)
+
+    def _add_to_timeline(self, outcomes: Sequence[tuple[int, Outcome]],
+                         counters: dict[str, float]) -> None:
+        """A flush's outcomes and counters go to the bucket of the moment they are written."""
+        requests, throttled = int(counters.get("requests", 0)), int(counters.get("throttled", 0))
+        if not (outcomes or requests or throttled):
+            return
+        failed = sum(1 for _, o in outcomes if o.status is Status.FAILED)
+        at = int(time.time()) // TIMELINE_SECONDS * TIMELINE_SECONDS
+        self._db.execute(
+            "INSERT INTO timeline VALUES (?, ?, ?, ?, ?) ON CONFLICT(at) DO UPDATE SET "
+            "finished = finished + excluded.finished, failed = failed + excluded.failed, "
+            "requests = requests + excluded.requests, throttled = throttled + excluded.throttled",
+            (at, len(outcomes), failed, requests, throttled))
 
     # --- reconcile ------------------------------------------------------------------------
     def outcomes_between(self, first: int, last: int) -> list[tuple[Any, ...]]:
@@ -284,6 +306,22 @@ class Ledger:
         return self._db.execute(
             f"SELECT row, {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
             "WHERE row BETWEEN ? AND ? ORDER BY row", (first, last)).fetchall()
+
+    def timeline(self) -> list[tuple[int, int, int, int, int]]:
+        """(bucket start in epoch seconds, finished, failed, requests, throttled), in order."""
+        return self._db.execute(
+            "SELECT at, finished, failed, requests, throttled FROM timeline ORDER BY at").fetchall()
+
+    def row_count(self) -> int:
+        """Input records stored at ingest."""
+        count, = self._db.execute(
+            "SELECT COALESCE(SUM(last_row - first_row + 1), 0) FROM row_batches").fetchone()
+        return int(count)
+
+    def final_counts(self) -> dict[str, int]:
+        """Rows with a final outcome, by status."""
+        return dict(self._db.execute(
+            "SELECT status, COUNT(*) FROM outcomes WHERE status IS NOT NULL GROUP BY status"))
 
     def in_doubt_count(self) -> int:
         return int(self._db.execute(
@@ -359,6 +397,16 @@ class Ledger:
                 if self._db.in_transaction:  # SQLite rolls back by itself on a full disk
                     self._db.execute("ROLLBACK")
                 raise
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A ledger's meta, read without writing to it (a run may be holding it); raises
+    sqlite3.Error or ValueError when *path* is not a readable ledger."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+    finally:
+        db.close()
 
 
 def _ipc_options() -> Any:

@@ -1,9 +1,13 @@
 """Logging for one run: ``run.log`` always, stderr by verbosity, text or JSON lines.
 
 Every record carries the run id; nothing logged ever holds a secret (the client never
-logs headers, and messages come from our own code). A line that can't be written to
-run.log (a full disk) is dropped, never printed as a traceback, and the failure is told
-to whoever is listening (the send phase stops on it).
+logs headers, and messages come from our own code). Values from the input or the API do
+reach messages (a file name, an error message): in text, every control character, line
+separator and bidi control is written as an escape (``printable``), and JSON escapes them
+itself, so a value can neither end a log line and forge the next one nor recolour the
+operator's terminal. A line that can't be written to run.log (a full disk) is dropped,
+never printed as a traceback, and the failure is told to whoever is listening (the send
+phase stops on it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .rundir import LOG
 from .storage import writing
@@ -26,6 +31,33 @@ LOGGER = "bulkrevoke"
 FILE_ONLY = {"file_only": True}
 _RESERVED = (set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
              | {"message", "asctime", "file_only"})
+
+
+def printable(text: str) -> str:
+    """*text* with every character that is not printable (control characters, line and
+    paragraph separators, bidi controls, invisible spaces) written as its escape (``\\n``,
+    ``\\x1b``, ``\\u202e``), as ``repr`` does."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+class SafeTextFormatter(logging.Formatter):
+    """A text formatter whose record is one line, whatever the message holds; a traceback's
+    lines are indented and escaped alike."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = printable(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join("    " + printable(line)
+                         for line in super().formatException(ei).splitlines())
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,9 +81,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(SafeTextFormatter):
     def __init__(self, run_id: str) -> None:
-        super().__init__("%(asctime)s %(levelname)s " + run_id + " %(message)s")
+        # The run id is the run directory's name: escaped like a message, and its "%"
+        # doubled, as it becomes part of the format.
+        safe_id = printable(run_id).replace("%", "%%")
+        super().__init__("%(asctime)s %(levelname)s " + safe_id + " %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, timezone.utc).isoformat(
@@ -107,7 +142,7 @@ def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
         console = logging.StreamHandler(sys.stderr)
         console.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
             max(-1, min(verbosity, 2)), logging.DEBUG))
-        console.setFormatter(formatter if log_format == "json" else logging.Formatter(
+        console.setFormatter(formatter if log_format == "json" else SafeTextFormatter(
             "bulkrevoke: %(message)s"))
         console.addFilter(lambda record: not getattr(record, "file_only", False))
         handlers.append(console)

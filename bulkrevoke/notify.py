@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .logs import printable as one_line  # one escaping for logs, the terminal and webhooks
 from .proxies import Proxy
 from .reply import reply_for_exception
 
@@ -44,13 +45,6 @@ def message(summary: Mapping[str, Any] | None, run_dir: Path | None, *, exit_cod
     return {"text": one_line(text), "runId": run_id,
             "exitCode": exit_code, "stopReason": stop_reason, "counts": counts,
             "runDir": str(run_dir) if run_dir else None}
-
-
-def one_line(text: str) -> str:
-    """*text* with every character that is not printable (line breaks, ANSI escapes, bidi
-    overrides) shown as its escape, so no value can add a line or repaint a screen."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
 
 
 async def send(url: str, payload: Mapping[str, Any], *, proxy: Proxy | None,

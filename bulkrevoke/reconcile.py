@@ -4,9 +4,10 @@ Rows without a final outcome are rendered here, not stored: ``not_attempted`` (o
 ``would_revoke`` in a dry run), so a crashed run's report can be rebuilt at any time
 and a resume simply finishes them. Each stored batch of rows becomes a batch of report
 rows in pyarrow (its outcomes and duplicates merged in by row number), written to
-report.csv and report.parquet from the same columns, so the two can't disagree. Each
-file is written to a temporary name and renamed once all are whole, so a crash or a full
-disk mid-write leaves no half file behind and no mix of old and new; the same ledger
+report.csv, report.parquet and report.xlsx from the same columns, so they can't
+disagree; summary.html and summary.json come last: they hold the other files' SHA-256s.
+Every file is written to a temporary name and renamed once all are whole, so a crash or a
+full disk mid-write leaves no half file behind and no mix of old and new; the same ledger
 always gives byte-identical files.
 """
 
@@ -16,17 +17,21 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
 from .failpoints import failpoint
 from .ledger import Ledger
-from .outcome import CLEAN_STATUSES, RETRYABLE_STATUSES, Status
-from .storage import PrivateFile, writing
+from .outcome import RETRYABLE_STATUSES, Status
+from .storage import PrivateFile, temp_name, writing
+from .summary import build_summary
+
+log = logging.getLogger("bulkrevoke")
 
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
@@ -36,6 +41,8 @@ REPORT_COLUMNS = (
 FAILED_COLUMNS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 REPORT_FILES = ("report.csv", "report.parquet", "failed.csv")
+WORKBOOK = "report.xlsx"
+PAGE = "summary.html"
 SUMMARY_FILE = "summary.json"
 PARQUET_GROUP_ROWS = 32_768
 _UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt"})
@@ -63,20 +70,27 @@ class Masker:
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
-    """Write report.csv, report.parquet, failed.csv and summary.json; return the summary.
+    """Write report.csv, report.parquet, failed.csv, report.xlsx, summary.html and
+    summary.json; return the summary.
 
-    All four are written under temporary names and renamed once every one is whole: a
-    write that fails (a full disk: ``StorageError``) leaves the previous set as it was and
-    gives the temporary files' space back."""
+    All are written under temporary names and renamed once every one is whole: a write
+    that fails (a full disk: ``StorageError``) leaves the previous set as it was and gives
+    the temporary files' space back."""
     meta = ledger.meta()
-    names = (*REPORT_FILES, SUMMARY_FILE)
-    temps = {name: run_dir / (name + ".tmp") for name in names}
+    names = (*REPORT_FILES, WORKBOOK, PAGE, SUMMARY_FILE)
+    temps = {name: temp_name(run_dir / name) for name in names}
     try:
         with writing("the report", run_dir):
-            digests, tally = _write_report_files(ledger, meta, temps, pii_key)
-            summary = build_summary(ledger, meta, tally, digests)
-            with PrivateFile(temps[SUMMARY_FILE]) as out:
-                out.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+            files, tally, workbook = _write_report_files(ledger, meta, run_dir, temps, pii_key)
+            summary = build_summary(ledger, meta, tally.statuses, tally.error_codes(), files)
+            if workbook is not None:
+                files[WORKBOOK] = _save_workbook(workbook, temps[WORKBOOK], summary)
+            summary["files"] = {name: {"sha256": digest} for name, digest in files.items()}
+            from .report_html import render_page
+
+            page = render_page(summary, ledger.timeline())
+            summary["files"][PAGE] = {"sha256": _write_new(temps[PAGE], page.encode("utf-8"))}
+            _write_new(temps[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     except BaseException:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
@@ -84,13 +98,23 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
     failpoint("before-report-rename")
     with writing("the report", run_dir):
         for name in names:
-            os.replace(temps[name], run_dir / name)
+            if name != WORKBOOK or workbook is not None:
+                os.replace(temps[name], run_dir / name)
     return summary
 
 
-def _write_report_files(ledger: Ledger, meta: dict[str, Any], temps: dict[str, Path],
-                        pii_key: bytes | None) -> tuple[dict[str, str], _Tally]:
-    """The report files under their temporary names; their SHA-256s and the tally."""
+def _write_new(path: Path, data: bytes) -> str:
+    """Write *data* to a new private file; return its SHA-256."""
+    with PrivateFile(path) as out:
+        out.write(data)
+        return out.digest.hexdigest()
+
+
+def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
+                        temps: dict[str, Path], pii_key: bytes | None
+                        ) -> tuple[dict[str, str], _Tally, Any]:
+    """The report files under their temporary names (the workbook still open); their
+    SHA-256s, the tally and the workbook."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -101,6 +125,7 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], temps: dict[str, P
     render = _Renderer(dry_run=bool(meta.get("dry_run")),
                        stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
                        mask=Masker(pii_key) if pii_key is not None else None)
+    workbook = _open_workbook(run_dir, temps[WORKBOOK], meta)
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
     # Every text value is quoted (pyarrow's "needed" style), so a line break inside a
@@ -133,6 +158,8 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], temps: dict[str, P
                 report_csv.write_batch(report)
                 groups.add(report)
                 tally.add(report)
+                if workbook is not None:
+                    workbook.add(report)
                 failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
                 if failed.num_rows:
                     failed_csv.write_batch(pa.record_batch(
@@ -148,7 +175,29 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], temps: dict[str, P
             raise
         report_csv.close()
         failed_csv.close()
-    return {name: written[name].digest.hexdigest() for name in REPORT_FILES}, tally
+    return {name: written[name].digest.hexdigest() for name in REPORT_FILES}, tally, workbook
+
+
+def _open_workbook(run_dir: Path, temp: Path, meta: dict[str, Any]) -> Any:
+    """report.xlsx's writer, or None (and no stale workbook left) without openpyxl."""
+    from .report_xlsx import ReportWorkbook, openpyxl_available
+
+    if not openpyxl_available():
+        (run_dir / WORKBOOK).unlink(missing_ok=True)
+        log.warning("report.xlsx not written: openpyxl is missing "
+                    "(pip install 'bulkrevoke[excel]', then: bulkrevoke report %s)", run_dir)
+        return None
+    started = meta.get("started")
+    created = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ") if started else datetime(2000, 1, 1)
+    return ReportWorkbook(temp, REPORT_COLUMNS, created=created)
+
+
+def _save_workbook(workbook: Any, temp: Path, summary: dict[str, Any]) -> str:
+    from .report_xlsx import summary_rows
+    from .source import file_sha256
+
+    workbook.close(summary_rows(summary))
+    return file_sha256(temp)
 
 
 def _header(columns: Sequence[str]) -> bytes:
@@ -209,6 +258,9 @@ class _Tally:
         for code in self.codes.keys() - self.messages.keys():
             at = pc.index(codes, scalar(code)).as_py()
             self.messages[code] = report.column("errorMessage")[at].as_py()
+
+    def error_codes(self) -> list[tuple[str, int, str | None]]:
+        return [(code, count, self.messages.get(code)) for code, count in self.codes.items()]
 
 
 class _Renderer:
@@ -327,67 +379,10 @@ _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
 _STOP_NOTES = {
     "auth": "run stopped: authentication failed",
     "tls": "run stopped: the host's TLS certificate was not trusted",
+    "storage": "run stopped: the run directory could not be written",
     "proxy_auth": "run stopped: the proxy refused its credentials",
     "not_api": "run stopped: the host does not answer like the Badges API",
     "error_rate": "run stopped: too many rows failed",
     "signal": "run interrupted",
     "internal": "run stopped by an internal error",
-    "storage": "run stopped: the run directory could not be written",
 }
-
-
-def build_summary(ledger: Ledger, meta: dict[str, Any], tally: _Tally,
-                  files: dict[str, str]) -> dict[str, Any]:
-    counters = ledger.counters()
-    statuses = tally.statuses
-    error_codes = sorted(((code, count, tally.messages.get(code))
-                          for code, count in tally.codes.items()), key=lambda c: (-c[1], c[0]))
-    rows = sum(statuses.values())
-    send_seconds = counters.get("send_seconds", 0.0)
-    requests = int(counters.get("requests", 0))
-    return {
-        "runId": meta.get("run_id"),
-        "version": __version__,
-        "input": meta.get("input"),
-        "inputSha256": meta.get("input_sha256"),
-        "dryRun": bool(meta.get("dry_run")),
-        "host": meta.get("host"),
-        "rows": rows,
-        "counts": {s.value: statuses.get(s.value, 0) for s in Status},
-        "errorCodes": {code: count for code, count, _ in error_codes},
-        "errorMessages": {code: message for code, _, message in sorted(error_codes) if message},
-        "started": meta.get("started"),
-        "finished": meta.get("finished"),
-        "durationSeconds": round(float(meta.get("duration_seconds") or 0.0), 3),
-        "sendSeconds": round(send_seconds, 3),
-        "requestsSent": requests,
-        "retries": int(counters.get("retries", 0)),
-        "throttled": int(counters.get("throttled", 0)),
-        "achievedRequestsPerSecond": round(requests / send_seconds, 2) if send_seconds else 0.0,
-        "rate": meta.get("rate"),
-        "largestConcurrency": meta.get("largest_concurrency"),
-        "medianLatencyMs": meta.get("median_latency_ms"),
-        "stopReason": meta.get("stop_reason"),
-        "resumes": ledger.resumes(),
-        "exitCode": exit_code(statuses, dry_run=bool(meta.get("dry_run")),
-                              stop_reason=meta.get("stop_reason")),
-        "files": {name: {"sha256": digest} for name, digest in files.items()},
-    }
-
-
-#: Stop reasons that end a run with exit code 3 (a safety stop).
-SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate", "storage"})
-
-
-def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
-              stop_reason: str | None) -> int:
-    """Contract §5, from the report's counts and why the run stopped."""
-    unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
-    if unfinished and stop_reason == "signal":
-        return 130
-    if unfinished and stop_reason in SAFETY_STOPS:
-        return 3
-    clean = {s.value for s in CLEAN_STATUSES}
-    if dry_run:
-        clean |= {Status.WOULD_REVOKE.value}
-    return 0 if all(s in clean for s, n in statuses.items() if n) else 1

@@ -30,6 +30,7 @@ from .config import MAX_CONCURRENCY, Credentials, RunConfig
 from .engine import FLUSH_ROWS, Engine, StopReason
 from .errors import InputError, RunDirError, StorageError, StorageStop
 from .failpoints import failpoint
+from .identity import run_identity
 from .ingest import ingest
 from .ledger import Ledger
 from .logs import FILE_ONLY, RunLogFile, run_logging
@@ -96,14 +97,14 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
         _check_resume(config, meta)
         in_doubt, pending = ledger.in_doubt_count(), ledger.pending_count()
         ledger.add_resume(_iso(now), in_doubt, pending)
-        ledger.set_meta(stop_reason=None)
+        ledger.set_meta(stop_reason=None, ticket=meta.get("ticket") or config.ticket)
         log.info("resuming %s: %d rows pending, %d of them in doubt", run_id, pending, in_doubt)
     else:
         ledger.set_meta(
             run_id=run_id, version=__version__, input=_describe(config.source),
             dry_run=config.dry_run, started=_iso(now), host=_host_label(config),
             rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
-            ingest_complete=False)
+            ingest_complete=False, **run_identity(config, _host_label(config)))
         with storage.writing("the run directory", run_dir):  # spool and spill files
             ingest(config, ledger, run_dir, progress)
         failpoint("after-ingest")
@@ -153,6 +154,9 @@ def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
         raise RunDirError("--resume: that run directory holds a dry run; start a new run instead"
                           if meta.get("dry_run") else
                           "--resume: that run directory holds a real run, not a dry run")
+    if config.ticket and meta.get("ticket") not in (None, config.ticket):
+        raise RunDirError(f"--resume: this run was started under ticket {meta['ticket']!r}; "
+                          "leave --ticket out or give the same one")
     if type(config.source).__name__ == "DataFrame":
         digest = open_source(config.source, columns=config.columns).sha256
     elif str(config.source) == "-":

@@ -193,6 +193,11 @@ def _size(count: int) -> str:
     return f"{count / 1024:,.0f} KiB" if count < 1 << 20 else f"{count / (1 << 20):,.1f} MiB"
 
 
+def temp_name(path: Path) -> Path:
+    """Where *path* is written before it is renamed into place, whole."""
+    return path.with_name(path.name + ".tmp")
+
+
 class PrivateFile:
     """A new binary file readable by its owner only; what is written to it is hashed on the
     way (the summary's SHA-256s, without reading the files again)."""

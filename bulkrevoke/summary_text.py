@@ -1,10 +1,18 @@
-"""The end-of-run summary an operator reads on stderr: short, aligned, actionable."""
+"""The end-of-run summary an operator reads on stderr: short, aligned, actionable.
+
+Values that came from the input, the API or the environment (error messages, the ticket,
+the operator, paths) are printed with their control characters escaped, so they can't
+repaint the terminal or fake a line of this summary.
+"""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 from typing import Any
+
+from .logs import printable
+from .summary import controls_hold
 
 _ORDER = ("revoked", "already_inactive", "revoked_unconfirmed", "duplicate", "invalid",
           "failed", "not_attempted", "would_revoke")
@@ -15,7 +23,13 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
     counts = summary["counts"]
     width = max(len(name) for name in _ORDER)
     lines = [f"bulkrevoke {'dry run' if summary.get('dryRun') else 'run'} "
-             f"{summary.get('runId')}: {summary['rows']:,} rows"]
+             f"{printable(str(summary.get('runId')))}: {summary['rows']:,} rows"]
+    if not controls_hold(summary):
+        lines.insert(0, "CONTROL TOTALS DO NOT HOLD: see summary.json \"controls\"")
+    lines.append("  " + ", ".join(
+        f"{label} {printable(str(summary.get(key) or '-'))}"
+        for label, key in (("operator", "operator"), ("principal", "principal"),
+                           ("ticket", "ticket"))))
     for name in _ORDER:
         if counts.get(name):
             lines.append(f"  {name:<{width}}  {counts[name]:>10,}")
@@ -24,18 +38,25 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
         lines.append("  top error codes:")
         messages = summary.get("errorMessages") or {}
         for code, count in list(codes.items())[:5]:
-            lines.append(f"    {code:<20} {count:>8,}  {messages.get(code, '')[:70]}")
+            message = printable(messages.get(code) or "")[:70]
+            lines.append(f"    {printable(code):<20} {count:>8,}  {message}")
     lines.append(
         f"  duration {summary['durationSeconds']:.1f}s, {summary['requestsSent']:,} requests, "
         f"{summary['achievedRequestsPerSecond']:.1f} req/s, {summary['throttled']:,} throttled, "
         f"{summary['retries']:,} retries")
-    lines.append(f"  run directory: {run_dir}")
+    lines.append(f"  run directory: {printable(str(run_dir))}")
+    files = summary.get("files") or {}
+    if "report.xlsx" in files:
+        lines.append("  for finance: open report.xlsx in a spreadsheet (never report.csv); "
+                     "summary.html is the one-page summary")
+    elif "summary.html" in files:
+        lines.append("  summary.html is the one-page summary (report.xlsx needs openpyxl)")
     if stop_message:
-        lines.append(f"  stopped: {stop_message}")
+        lines.append(f"  stopped: {printable(stop_message)}")
     if counts.get("not_attempted") and input_arg is not None and input_arg != "-":
         command = ["bulkrevoke", "run", input_arg, "--out", str(run_dir), "--resume", *rerun_args]
-        lines.append(f"  resume with: {shlex.join(command)}")
+        lines.append(f"  resume with: {printable(shlex.join(command))}")
     elif counts.get("failed"):
         command = ["bulkrevoke", "run", str(run_dir / "failed.csv"), *rerun_args]
-        lines.append(f"  re-run the failed rows with: {shlex.join(command)}")
+        lines.append(f"  re-run the failed rows with: {printable(shlex.join(command))}")
     return "\n".join(lines)

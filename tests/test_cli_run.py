@@ -104,7 +104,9 @@ def test_report_command_rebuilds_identical_files(tmp_path):
     out = tmp_path / "run"
     run_cli("run", str(SAMPLE / "revocations.csv"), "--sandbox", "--out", str(out), "-q")
     before = {p.name: p.read_bytes() for p in out.iterdir()
-              if p.name in ("report.csv", "report.parquet", "failed.csv", "summary.json")}
+              if p.name in ("report.csv", "report.parquet", "failed.csv", "report.xlsx",
+                            "summary.html", "summary.json")}
+    assert len(before) == 6
     for name in before:
         (out / name).unlink()
     result = run_cli("report", str(out))

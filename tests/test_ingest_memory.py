@@ -63,6 +63,8 @@ def test_a_million_rows_dry_run_in_flat_memory(tmp_path: Path) -> None:
         assert next(reader)[:1] == ["row"]
         count = sum(1 for _ in reader)
     assert count == ROWS
-    assert peak < PEAK_RSS_LIMIT_MB
-    # A guard against something quadratic, not a benchmark: ~30 s on a busy 2-core box.
-    assert seconds < 120
+    assert peak < PEAK_RSS_LIMIT_MB  # report.xlsx included: it is written as a stream
+    assert (out / "report.xlsx").stat().st_size > 0
+    # A guard against something quadratic, not a benchmark: ~80 s on a busy 2-core box,
+    # 70 of them for report.xlsx (openpyxl writes about 14,000 rows a second).
+    assert seconds < 240

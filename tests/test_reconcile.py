@@ -5,7 +5,8 @@ import pytest
 
 from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.outcome import Outcome, Status
-from bulkrevoke.reconcile import REPORT_COLUMNS, Masker, exit_code, write_reports
+from bulkrevoke.reconcile import REPORT_COLUMNS, Masker, write_reports
+from bulkrevoke.summary import exit_code
 
 META = "698dae82d30c4f6b3da9dc06"
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import threading
+import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -38,6 +39,10 @@ def _leak_patterns(user: str, secret: str, tokens: list[str]) -> list[bytes]:
 def _everything_written(result: subprocess.CompletedProcess, run_dir: Path) -> bytes:
     blobs = [result.stdout.encode(), result.stderr.encode()]
     blobs += [p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()]
+    workbook = run_dir / "report.xlsx"  # a zip: its parts are compressed
+    assert workbook.exists()
+    with zipfile.ZipFile(workbook) as parts:
+        blobs += [parts.read(name) for name in parts.namelist()]
     return b"\n".join(blobs)
 
 
