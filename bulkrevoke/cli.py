@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bulkrevoke {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(commands)
+    _add_verify(commands)
     sandbox = commands.add_parser(
         "sandbox", help="serve the Badges API emulator on loopback",
         description="Serve the Badges API emulator (state, auth, faults) until interrupted. "
@@ -64,27 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run(commands: Any) -> None:
-    run = commands.add_parser(
-        "run", help="revoke the earned badges listed in INPUT",
-        description="Read INPUT, validate every row, revoke the valid ones and write the "
-                    "per-row report into the run directory.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
-    run.add_argument("input", metavar="INPUT",
-                     help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin")
-    target = run.add_argument_group("where to send")
-    target.add_argument("--sandbox", action="store_true", default=None,
-                        help="run against the embedded Badges API emulator (no credentials)")
-    target.add_argument("--sandbox-state", metavar="FILE",
-                        help="the emulator's initial state (default: INPUT_STEM.state.csv "
-                             "beside the input, when present)")
+def _add_connection(parser: argparse.ArgumentParser, *, sandbox: bool) -> None:
+    """Where requests go and at what pace: the flags run and verify share."""
+    target = parser.add_argument_group("where to send")
+    if sandbox:
+        target.add_argument("--sandbox", action="store_true", default=None,
+                            help="run against the embedded Badges API emulator (no credentials)")
+        target.add_argument("--sandbox-state", metavar="FILE",
+                            help="the emulator's initial state (default: INPUT_STEM.state.csv "
+                                 "beside the input, when present)")
     target.add_argument("--host", metavar="URL_OR_CLUSTER",
                         help="apac, apac2, eu, us or an https base URL (env BULKREVOKE_HOST)")
     target.add_argument("--ca-bundle", metavar="FILE", help="extra trusted CA certificates (PEM)")
     target.add_argument("--proxy", metavar="URL",
                         help="forward proxy, http://[user:password@]host:port (default: "
                              "HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names the host)")
-    pace = run.add_argument_group("pace and retries")
+    pace = parser.add_argument_group("pace and retries")
     pace.add_argument("--rate", metavar="RATE",
                       help="N/s, N/min or N per second; 'unlimited' (default 100/min, "
                            "500/s with --sandbox)")
@@ -105,6 +102,42 @@ def _add_run(commands: Any) -> None:
     pace.add_argument("--max-error-rate", metavar="FRACTION",
                       help="stop when more than this share of the last 100 rows failed "
                            "(default 0.5)")
+    pace.add_argument("--config", metavar="FILE",
+                      help="TOML settings; precedence: flag > environment > file > default")
+    out = parser.add_argument_group("output")
+    out.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (a progress line is logged every 10 s instead)")
+    out.add_argument("--log-format", choices=["text", "json"], help="run.log and stderr format")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    out.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+
+
+def _add_verify(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify", help="read a run's rows back from the server",
+        description="Read back from the server each failed, revoked_unconfirmed and "
+                    "not_attempted row of RUN_DIR and a random sample of its revoked rows "
+                    "(every sent row with --all); write the report again with the verified "
+                    "and verifiedAt columns. Exit 1 when a revoked row is still active.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: bulkrevoke verify reports/fraud-42 --host eu --sample 500")
+    verify.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    verify.add_argument("--all", dest="verify_all", action="store_true", default=None,
+                        help="check every sent row")
+    verify.add_argument("--sample", metavar="N",
+                        help="revoked rows checked at random (default 100)")
+    _add_connection(verify, sandbox=False)
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="revoke the earned badges listed in INPUT",
+        description="Read INPUT, validate every row, revoke the valid ones and write the "
+                    "per-row report into the run directory.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
+    run.add_argument("input", metavar="INPUT",
+                     help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin")
+    _add_connection(run, sandbox=True)
     data = run.add_argument_group("input")
     data.add_argument("--identifier", choices=["id", "mobile", "email", "externalId", "cardNumber"],
                       help="identifier type for rows without an identifierType (default id)")
@@ -120,19 +153,19 @@ def _add_run(commands: Any) -> None:
                       help="validate and report, send nothing")
     mode.add_argument("--resume", action="store_true", default=None,
                       help="continue the run in --out DIR (same input required)")
-    mode.add_argument("--config", metavar="FILE",
-                      help="TOML settings; precedence: flag > environment > file > default")
+    mode.add_argument("--verify", action="store_true", default=None,
+                      help="when sending ends, read the rows in question and a sample of "
+                           "revoked rows back from the server (see bulkrevoke verify)")
+    mode.add_argument("--sample", metavar="N",
+                      help="with --verify: revoked rows checked at random (default 100)")
+    mode.add_argument("--notify", metavar="URL",
+                      help="post one JSON message to this webhook when the run ends (env "
+                           "BULKREVOKE_NOTIFY_URL); the URL is kept secret")
     mode.add_argument("--ticket", metavar="TEXT",
                       help="the change ticket or approval reference, recorded in the summary")
     mode.add_argument("--mask-pii", action="store_true", default=None,
                       help="reports carry a keyed hash (key: BULKREVOKE_PII_KEY) instead of "
                            "email, mobile and cardNumber identifiers")
-    out = run.add_argument_group("output")
-    out.add_argument("--no-progress", action="store_true",
-                     help="no progress bar (a progress line is logged every 10 s instead)")
-    out.add_argument("--log-format", choices=["text", "json"], help="run.log and stderr format")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
-    out.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "verify":
+            return _verify(args)
         if args.command == "sandbox":
             from .sandbox.args import serve_forever, settings_from_args
 
@@ -173,11 +208,9 @@ def _run(args: argparse.Namespace) -> int:
                      "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
                      "max_error_rate", "delimiter", "config", "ca_bundle", "proxy", "mask_pii",
                      "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
-                     "ticket")
+                     "ticket", "verify", "sample", "notify")
     }
-    settings["progress"] = not args.no_progress
-    settings["verbosity"] = -1 if args.quiet else args.verbose
-    config = resolve_config(args.input, settings)
+    config = resolve_config(args.input, {**settings, **_output_settings(args)})
     _lean_memory_pool()
     from . import loops
 
@@ -189,6 +222,49 @@ def _run(args: argparse.Namespace) -> int:
                              input_arg=args.input, stop_message=result.stop_message),
               file=sys.stderr)
     return int(result.exit_code)
+
+
+def _output_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"progress": not args.no_progress, "verbosity": -1 if args.quiet else args.verbose}
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from . import loops
+    from .config import resolve_config
+    from .runner import verify_run
+
+    settings = {name: getattr(args, name)
+                for name in ("host", "ca_bundle", "proxy", "rate", "concurrency", "max_attempts",
+                             "timeout", "retry_after_cap", "row_deadline", "backoff",
+                             "backoff_cap", "max_error_rate", "config", "log_format",
+                             "verify_all", "sample")}
+    run_dir = Path(args.run_dir)
+    if not args.host and not os.environ.get("BULKREVOKE_HOST"):
+        settings["host"] = _host_of(run_dir)  # the host the run was sent to
+    config = resolve_config(None, {**settings, **_output_settings(args), "verify": True})
+    result = loops.run(verify_run(config, run_dir))
+    if not args.quiet:
+        from .summary_text import format_summary
+
+        print(format_summary(result.summary, result.run_dir, rerun_args=[], input_arg=None),
+              file=sys.stderr)
+    return int(result.exit_code)
+
+
+def _host_of(run_dir: Path) -> str | None:
+    from . import rundir
+    from .errors import RunDirError
+    from .ledger import read_meta
+
+    try:
+        host = read_meta(run_dir / rundir.LEDGER).get("host")
+    except (OSError, ValueError, sqlite3.Error):
+        raise RunDirError(f"{run_dir}: no readable {rundir.LEDGER} here; is this a run "
+                          "directory?") from None
+    if host == "sandbox":
+        raise RunDirError(f"{run_dir} ran against the in-process sandbox, which ended with it: "
+                          "verify such a run with run --sandbox --verify")
+    return str(host) if host else None
 
 
 def _target_args(args: argparse.Namespace) -> list[str]:

@@ -142,6 +142,10 @@ class RunConfig:
     verbosity: int = 0
     credentials: Credentials = field(default_factory=Credentials)
     ticket: str | None = None
+    verify: bool = False  # read rows back from the server when sending ends
+    verify_all: bool = False  # check every sent row, not only those in question and a sample
+    sample: int = 100  # revoked rows checked at random
+    notify: Webhook | None = None
 
 
 def parse_rate(text: str | float | int) -> RateLimit:
@@ -303,9 +307,9 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 _FILE_KEYS = (
     "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
     "max_error_rate", "delimiter", "ca_bundle", "proxy", "mask_pii", "log_format", "out",
-    "retry_after_cap", "row_deadline", "backoff", "backoff_cap", "ticket",
+    "retry_after_cap", "row_deadline", "backoff", "backoff_cap", "ticket", "verify", "sample",
 )
-_SECRET_KEYS = ("username", "password", "client_key", "client_secret")
+_SECRET_KEYS = ("username", "password", "client_key", "client_secret", "notify")
 _ENV_SECRETS = {
     "username": "BULKREVOKE_USERNAME",
     "password": "BULKREVOKE_PASSWORD",
@@ -404,14 +408,50 @@ def resolve_config(
         verbosity=int(given.get("verbosity", 0)),
         credentials=credentials,
         ticket=parse_ticket(pick("ticket")),
+        verify=bool(pick("verify") or False),
+        verify_all=bool(given.get("verify_all", False)),
+        sample=_count("sample", pick("sample"), 100),
+        notify=parse_webhook(pick("notify", "BULKREVOKE_NOTIFY_URL"), pick("proxy"), env),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where the end-of-run message goes. The URL is a secret: never shown."""
+
+    url: str = field(repr=False)
+    proxy: Proxy | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return "Webhook(<hidden>)"
+
+
+def parse_webhook(value: Any, proxy_flag: Any, environ: Mapping[str, str]) -> Webhook | None:
+    """``--notify URL``: http(s) to a named host (plain http only to loopback), with the
+    proxy that ``--proxy`` or the environment names for it. Errors never quote the URL."""
+    if not value:
+        return None
+    url = str(value).strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError("--notify: not a valid URL (check its port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("--notify: give an https URL (an incoming-webhook address)")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError("--notify: plain http is refused for a remote host; use https")
+    if not url.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ConfigError("--notify: the URL holds spaces, control or non-ASCII characters")
+    return Webhook(url, choose_proxy(url, str(proxy_flag) if proxy_flag else None, environ))
 
 
 _SETTING_NAMES = (
     "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
     "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
     "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
-    "row_deadline", "backoff", "backoff_cap", "ticket",
+    "row_deadline", "backoff", "backoff_cap", "ticket", "verify", "verify_all", "sample",
+    "notify",
 )
 
 
@@ -436,6 +476,11 @@ def parse_ticket(value: Any) -> str | None:
         raise ConfigError(f"--ticket: give one line of printable text, at most {TICKET_MAX} "
                           "characters (e.g. CHG-42)")
     return text
+
+
+def _count(name: str, value: Any, default: int) -> int:
+    """A whole number >= 0."""
+    return 0 if str(value).strip() == "0" else _positive_int(name, value, default)
 
 
 def _positive_int(name: str, value: Any, default: int) -> int:

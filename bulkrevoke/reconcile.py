@@ -36,7 +36,7 @@ log = logging.getLogger("bulkrevoke")
 REPORT_COLUMNS = (
     "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
     "errorCode", "errorSource", "errorMessage", "httpStatus", "attempts", "requestId",
-    "duplicateOf", "completedAt",
+    "duplicateOf", "completedAt", "verified", "verifiedAt",
 )
 FAILED_COLUMNS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
@@ -45,7 +45,8 @@ WORKBOOK = "report.xlsx"
 PAGE = "summary.html"
 SUMMARY_FILE = "summary.json"
 PARQUET_GROUP_ROWS = 32_768
-_UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt"})
+_UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt",
+                             "verifiedAt"})
 
 
 def report_schema() -> Any:
@@ -154,7 +155,8 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
                 rows = stored.column(0)
                 first, last = rows[0].as_py(), rows[-1].as_py()
                 report = render(stored, ledger.outcomes_between(first, last),
-                                ledger.duplicates_between(first, last))
+                                ledger.duplicates_between(first, last),
+                                ledger.verifications_between(first, last))
                 report_csv.write_batch(report)
                 groups.add(report)
                 tally.add(report)
@@ -278,7 +280,8 @@ class _Renderer:
         self._masked_types = strings(sorted(MASKED_TYPES))
 
     def __call__(self, stored: Any, outcomes: Sequence[tuple[Any, ...]],
-                 duplicates: Sequence[tuple[int, int]]) -> Any:
+                 duplicates: Sequence[tuple[int, int]],
+                 verdicts: Sequence[tuple[int, str, str]] = ()) -> Any:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -308,6 +311,8 @@ class _Renderer:
             "requestId": no_text,
             "duplicateOf": no_int,
             "completedAt": no_text,
+            "verified": no_text,
+            "verifiedAt": no_text,
         }
         first = stored.column("row")[0].as_py() if count else 0
         if duplicates:
@@ -319,6 +324,10 @@ class _Renderer:
         if outcomes:
             self._patch(columns, count, [o[0] - first for o in outcomes],
                         self._outcome_values(outcomes))
+        if verdicts:
+            self._patch(columns, count, [row - first for row, _, _ in verdicts], {
+                "verified": [verdict for _, verdict, _ in verdicts],
+                "verifiedAt": [at for _, _, at in verdicts]})
         return pa.record_batch(list(columns.values()), schema=report_schema())
 
     def _outcome_values(self, outcomes: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:

@@ -148,13 +148,17 @@ def _controls(summary: Mapping[str, Any]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div></section>\n")
 
 
+#: Verification figures that are an alarm when not zero.
+_ALARMS = frozenset({"active", "revokedFoundActive"})
+
+
 def _verification(summary: Mapping[str, Any]) -> str:
     found = summary.get("verification")
     if not isinstance(found, Mapping) or not found:
         return ("<section id=\"verification\"><h2>Verification</h2>\n<p>Not verified: no row "
                 "was read back from the server.</p></section>\n")
     rows = "".join(
-        f"<tr><td>{text(key)}</td><td class=\"n{' fails' if key == 'active' and value else ''}\">"
+        f"<tr><td>{text(key)}</td><td class=\"n{' fails' if key in _ALARMS and value else ''}\">"
         f"{_figure(value)}</td></tr>" for key, value in found.items())
     return ("<section id=\"verification\"><h2>Verification</h2>\n<p>Rows read back from the "
             "server after the run.</p>\n<div class=\"scroll\"><table><tbody>"

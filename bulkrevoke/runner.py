@@ -26,9 +26,17 @@ from typing import Any
 from . import rundir, storage
 from ._version import __version__
 from .auth import require_credentials
-from .config import MAX_CONCURRENCY, Credentials, RunConfig
+from .concurrency import UNLIMITED_CAP
+from .config import MAX_CONCURRENCY, Credentials, RateLimit, RunConfig
 from .engine import FLUSH_ROWS, Engine, StopReason
-from .errors import InputError, RunDirError, StorageError, StorageStop
+from .errors import (
+    BulkRevokeError,
+    InputError,
+    RunDirError,
+    SafetyStop,
+    StorageError,
+    StorageStop,
+)
 from .failpoints import failpoint
 from .identity import run_identity
 from .ingest import ingest
@@ -67,6 +75,32 @@ class RunResult:
 
 async def run(config: RunConfig, *, progress_stream: Any = None,
               install_signal_handlers: bool = True) -> RunResult:
+    """A whole run; with ``--notify``, one message when it ends, whatever the exit code."""
+    try:
+        result = await _run_in_directory(config, progress_stream, install_signal_handlers)
+    except BulkRevokeError as exc:
+        await _notify(config, None, exit_code=exc.exit_code, error=str(exc))
+        raise
+    await _notify(config, result, exit_code=result.exit_code)
+    return result
+
+
+async def _notify(config: RunConfig, result: RunResult | None, *, exit_code: int,
+                  error: str | None = None) -> None:
+    if config.notify is None:
+        return
+    from . import notify
+
+    payload = notify.message(result.summary if result else None,
+                             result.run_dir if result else None, exit_code=exit_code,
+                             stop_reason=result.summary.get("stopReason") if result else None,
+                             error=error)
+    await notify.send(config.notify.url, payload, proxy=config.notify.proxy,
+                      ca_bundle=config.ca_bundle)
+
+
+async def _run_in_directory(config: RunConfig, progress_stream: Any,
+                            install_signal_handlers: bool) -> RunResult:
     now = datetime.now(timezone.utc)
     if config.resume and not config.out:
         raise RunDirError("--resume needs --out DIR: the run directory to continue")
@@ -118,7 +152,7 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
     with watch or contextlib.nullcontext():
         fault: StorageError | None = None
         try:
-            if pending:
+            if pending or (config.verify and not config.dry_run):
                 stop_message, fault = await _send(config, ledger, run_dir, pending, progress,
                                                   watch, run_log)
             summary = _reconcile(config, ledger, run_dir, started)
@@ -201,15 +235,67 @@ async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
             with _stoppable(engine, watch, run_log, run_dir):
                 await engine.run()
             progress.close()
+            send_seconds = time.monotonic() - started
+            if config.verify and engine.stop_reason is None:
+                await read_back(config, ledger, client, throttle)
     try:
-        ledger.record([], {"send_seconds": time.monotonic() - started})
+        ledger.record([], {"send_seconds": send_seconds})
+        discovered = throttle.discovered_rate
         ledger.set_meta(stop_reason=engine.stop_reason, median_latency_ms=(
             engine.cap.median_milliseconds()), largest_concurrency=max(
-            engine.cap.largest, int(ledger.meta().get("largest_concurrency") or 0)))
+            engine.cap.largest, int(ledger.meta().get("largest_concurrency") or 0)),
+            discovered_rate=str(RateLimit(discovered)) if discovered else None)
     except StorageError as exc:
         engine.storage_fault(exc)
         ledger.set_meta(stop_reason=engine.stop_reason)  # in the room the reserve left
     return engine.stop_message, engine.storage_error
+
+
+async def read_back(config: RunConfig, ledger: Ledger, reader: Any, throttle: Throttle) -> None:
+    """Verification (``run --verify``, ``bulkrevoke verify``): through the run's client and
+    throttle. A refusal (credentials, certificate) ends it with a log line; what was checked
+    stays checked."""
+    from .verify import VerifyPlan, verify
+
+    plan = VerifyPlan(sample=config.sample, every=config.verify_all)
+    log.info("verifying against %s: the rows in question and %s", _host_label(config),
+             "every sent row" if plan.every else f"a sample of {plan.sample} revoked rows")
+    try:
+        counts = await verify(ledger, reader, throttle, config.retry, plan=plan,
+                              workers=config.concurrency or UNLIMITED_CAP,
+                              now=lambda: _iso(datetime.now(timezone.utc)))
+    except SafetyStop as exc:
+        log.error("%s", exc)
+        return
+    ledger.set_meta(verified_at=_iso(datetime.now(timezone.utc)))
+    log.info("verification: %s", counts)
+
+
+async def verify_run(config: RunConfig, run_dir: Path) -> RunResult:
+    """``bulkrevoke verify RUN_DIR``: read the run's rows back, then write its report again."""
+    if not (run_dir / rundir.LEDGER).exists():
+        raise RunDirError(f"{run_dir}: no {rundir.LEDGER} here; is this a run directory?")
+    with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
+        meta = ledger.meta()
+        if meta.get("dry_run"):
+            raise RunDirError(f"{run_dir} holds a dry run: nothing was sent to verify")
+        if meta.get("host") == "sandbox":
+            raise RunDirError(f"{run_dir} ran against the in-process sandbox, which ended with "
+                              "it: verify such a run with run --sandbox --verify")
+        with run_logging(run_dir, str(meta.get("run_id") or run_dir.name),
+                         log_format=config.log_format, verbosity=config.verbosity):
+            async with _api_target(config) as (base_url, credentials):
+                from .client import CapillaryClient
+
+                async with CapillaryClient(
+                        base_url, credentials, timeout=config.retry.timeout,
+                        concurrency=config.concurrency or UNLIMITED_CAP,
+                        ca_bundle=config.ca_bundle, proxy=config.proxy) as client:
+                    await read_back(config, ledger, client, Throttle(config.rate))
+            pii = config.pii_key if meta.get("mask_pii") else None
+            with storage.writing("the report", run_dir):
+                summary = write_reports(ledger, run_dir, pii_key=pii)
+    return RunResult(run_dir=run_dir, summary=summary, exit_code=summary["exitCode"])
 
 
 @contextlib.contextmanager

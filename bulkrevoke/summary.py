@@ -30,7 +30,8 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, i
     send_seconds = counters.get("send_seconds", 0.0)
     requests = int(counters.get("requests", 0))
     final = ledger.final_counts()
-    return {
+    verification = verification_summary(ledger, meta)
+    summary = {
         "runId": meta.get("run_id"),
         "version": __version__,
         "operator": meta.get("operator"),
@@ -59,14 +60,35 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, i
         "throttled": int(counters.get("throttled", 0)),
         "achievedRequestsPerSecond": round(requests / send_seconds, 2) if send_seconds else 0.0,
         "rate": meta.get("rate"),
+        "discoveredRate": meta.get("discovered_rate"),
         "largestConcurrency": meta.get("largest_concurrency"),
         "medianLatencyMs": meta.get("median_latency_ms"),
         "stopReason": meta.get("stop_reason"),
         "resumes": ledger.resumes(),
         "exitCode": exit_code(statuses, dry_run=bool(meta.get("dry_run")),
-                              stop_reason=meta.get("stop_reason")),
+                              stop_reason=meta.get("stop_reason"),
+                              revoked_found_active=bool(verification
+                                                        and verification["revokedFoundActive"])),
         "files": {name: {"sha256": digest} for name, digest in files.items()},
     }
+    if verification is not None:
+        summary["verification"] = verification
+    return summary
+
+
+def verification_summary(ledger: Ledger, meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The read-back's counts, once a verification has run: rows checked, verdicts, the
+    sample of revoked rows (its size and seed), and revoked rows found still active."""
+    plan = meta.get("verification")
+    if not isinstance(plan, dict):
+        return None
+    counts = ledger.verification_counts()
+    verdicts = {name: int(counts.get(name, 0)) for name in ("inactive", "active", "unverifiable")}
+    return {"checked": sum(verdicts.values()), **verdicts,
+            "sample": plan.get("sample"), "sampleSeed": plan.get("seed"),
+            "everySentRow": bool(plan.get("every")),
+            "revokedFoundActive": int(counts.get("revoked_active", 0)),
+            "verifiedAt": meta.get("verified_at")}
 
 
 def control_totals(statuses: Mapping[str, int], *, rows: int, sent: int) -> dict[str, Any]:
@@ -99,13 +121,16 @@ SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate", 
 
 
 def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
-              stop_reason: str | None) -> int:
-    """Contract §5, from the report's counts and why the run stopped."""
+              stop_reason: str | None, revoked_found_active: bool = False) -> int:
+    """Contract §5, from the report's counts, why the run stopped, and whether the read-back
+    found a revoked row still active (an alarm: exit 1)."""
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
     if unfinished and stop_reason == "signal":
         return 130
     if unfinished and stop_reason in SAFETY_STOPS:
         return 3
+    if revoked_found_active:
+        return 1
     clean = {s.value for s in CLEAN_STATUSES}
     if dry_run:
         clean |= {Status.WOULD_REVOKE.value}

@@ -26,6 +26,10 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
              f"{printable(str(summary.get('runId')))}: {summary['rows']:,} rows"]
     if not controls_hold(summary):
         lines.insert(0, "CONTROL TOTALS DO NOT HOLD: see summary.json \"controls\"")
+    verification = summary.get("verification") or {}
+    if verification.get("revokedFoundActive"):
+        lines.insert(0, f"ALARM: {verification['revokedFoundActive']:,} rows reported revoked "
+                        "are still active on the server (see the verified column of report.xlsx)")
     lines.append("  " + ", ".join(
         f"{label} {printable(str(summary.get(key) or '-'))}"
         for label, key in (("operator", "operator"), ("principal", "principal"),
@@ -44,6 +48,13 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
         f"  duration {summary['durationSeconds']:.1f}s, {summary['requestsSent']:,} requests, "
         f"{summary['achievedRequestsPerSecond']:.1f} req/s, {summary['throttled']:,} throttled, "
         f"{summary['retries']:,} retries")
+    if verification:
+        lines.append(f"  verified {verification['checked']:,} rows against the server: "
+                     f"{verification['inactive']:,} inactive, {verification['active']:,} active, "
+                     f"{verification['unverifiable']:,} unverifiable")
+    if summary.get("discoveredRate"):
+        lines.append(f"  the server's limit held at {summary['discoveredRate']}: pin it in the "
+                     f"next run with --rate {summary['discoveredRate']}")
     lines.append(f"  run directory: {printable(str(run_dir))}")
     files = summary.get("files") or {}
     if "report.xlsx" in files:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bulkrevoke.sandbox.endpoints import SandboxEndpoints
 from bulkrevoke.sandbox.settings import SandboxSettings
+from bulkrevoke.sandbox.state import BadgeKey
 from bulkrevoke.sandbox.truth import GroundTruth
 
 # How long stop() lets in-flight answers finish before cancelling them. Short, because
@@ -70,6 +71,10 @@ class Sandbox:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    def reactivate(self, key: BadgeKey) -> None:
+        """Make an earned badge active again (a re-issue, for tests of verification)."""
+        self._endpoints.truth.record_for(key).active = True
 
     def truth(self) -> GroundTruth:
         """A snapshot of the ground truth (call from the sandbox's own event loop)."""

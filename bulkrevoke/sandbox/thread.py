@@ -14,6 +14,7 @@ from types import TracebackType
 from bulkrevoke import loops
 from bulkrevoke.sandbox.server import Sandbox
 from bulkrevoke.sandbox.settings import SandboxSettings
+from bulkrevoke.sandbox.state import BadgeKey
 from bulkrevoke.sandbox.truth import GroundTruth
 
 _START_TIMEOUT = 10.0
@@ -59,6 +60,16 @@ class SandboxThread:
             return self._sandbox.truth()
         future = asyncio.run_coroutine_threadsafe(self._snapshot(), loop)
         return future.result(_CALL_TIMEOUT)
+
+    def reactivate(self, key: BadgeKey) -> None:
+        """Make an earned badge active again, as a re-issue behind a run's back would (for
+        tests of verification)."""
+        loop = self._loop
+        assert loop is not None, "the sandbox is not running"
+        asyncio.run_coroutine_threadsafe(self._reactivate(key), loop).result(_CALL_TIMEOUT)
+
+    async def _reactivate(self, key: BadgeKey) -> None:
+        self._sandbox.reactivate(key)
 
     async def _snapshot(self) -> GroundTruth:
         return self._sandbox.truth()
