@@ -109,3 +109,18 @@ async def test_auto_concurrency_grows_past_sixteen_when_latency_asks_for_it(tmp_
     assert ledger.pending_count() == 0 and revoker.overlaps == 0
     assert engine.cap.largest > 16 and revoker.most_in_flight > 16
     assert engine.cap.median_milliseconds() is not None
+
+
+def test_a_sorted_fraud_export_provokes_no_521_from_the_real_sandbox(tmp_path, sandbox_for):
+    from .conftest import CREDENTIALS, Badge, read_report, read_summary, run_cli, write_input
+
+    badges = [Badge(META, str(700 + c), f"{c:04x}{b:020x}") for c in range(10) for b in range(60)]
+    sandbox = sandbox_for(badges, latency=0.005)  # overlap is answered 521, as the API does
+    out = tmp_path / "run"
+    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
+                     "--rate", "unlimited", "--no-progress", "--out", str(out), env=CREDENTIALS)
+    assert result.returncode == 0, result.stderr
+    truth = sandbox.truth()
+    assert truth.busy_overlap == 0 and truth.requests == 600
+    assert {r["status"] for r in read_report(out)} == {"revoked"}
+    assert read_summary(out)["largestConcurrency"] >= 10
