@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.utils
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -109,6 +110,19 @@ async def test_fixed_window_over_http_with_and_without_retry_after(
         assert (1 <= int(header) <= 86400) if retry_after else header is None
         assert truth.badges[keys[2]].active
         assert truth.throttled == truth.quota_throttled == 1
+
+
+async def test_quota_retry_after_as_an_http_date(session: aiohttp.ClientSession) -> None:
+    keys = [badge(n, customer=str(1000 + n)) for n in range(2)]
+    settings = SandboxSettings(
+        state=dict.fromkeys(keys, True), rate_limit=1, rate_window=3600,
+        faults=FaultProfile(retry_after_date=True),
+    )
+    async with Sandbox(settings) as sandbox:
+        replies = [await revoke(session, sandbox, key) for key in keys]
+    assert [reply.status for reply in replies] == [200, 429]
+    when = email.utils.parsedate_to_datetime(replies[1].headers["Retry-After"])
+    assert when.tzinfo is not None and when.year >= 2024
 
 
 async def test_token_bucket_over_http(session: aiohttp.ClientSession) -> None:

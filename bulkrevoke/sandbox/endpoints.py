@@ -185,7 +185,8 @@ class SandboxEndpoints:
             return None
         self.truth.throttled += 1
         self.truth.quota_throttled += 1
-        return replies.throttled(wait if self.settings.limit_retry_after else None)
+        return replies.throttled(wait if self.settings.limit_retry_after else None,
+                                 as_date=self._faults.retry_after_date)
 
     async def _overlapping(self, request: web.Request, arrived: float) -> web.StreamResponse:
         """521: another request for this customer is being handled; nothing is applied."""
