@@ -57,6 +57,10 @@ TICK = 0.004
 #: second's worth at high rates: a wake-up late by up to 6 ms after a TICK loses nothing.
 MIN_CAPACITY = 1.5
 CAPACITY_SECONDS = 0.01
+#: A timer may fire this early (seconds): uvloop rounds to whole milliseconds from a loop
+#: time cached at the turn's start. A slot due that soon is released now, borrowing the
+#: credit, instead of waking again a moment later: at most rate/1000 more in a second.
+EARLY = 0.001
 #: A new rate is applied to the schedule when it differs by this share (or reaches the max).
 RATE_STEP = 0.02
 
@@ -74,7 +78,9 @@ class Pacer:
     it resumes with at most one request's worth.
     """
 
-    __slots__ = ("_capacity", "_credit", "_handle", "_stamp", "_waiters", "loop", "rate")
+    __slots__ = (
+        "_capacity", "_credit", "_handle", "_next_tick", "_stamp", "_waiters", "loop", "rate",
+    )
 
     def __init__(self, rate: float, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -82,6 +88,7 @@ class Pacer:
         self._handle: asyncio.TimerHandle | None = None
         self._credit = 1.0  # the first request goes at once, the next one interval later
         self._stamp = loop.time()  # credit is accrued up to here
+        self._next_tick = self._stamp  # no wake-up before this: one TICK after the last one
         self.rate = rate
         self._capacity = capacity(rate)
 
@@ -105,7 +112,7 @@ class Pacer:
         if self._handle is None:
             now = self.loop.time()
             self._accrue(now)
-            self._wake_at(max(now, self._stamp) + max(0.0, 1.0 - self._credit) / self.rate)
+            self._wake_at(self._due(now))
         return waiter
 
     def set_rate(self, rate: float) -> None:
@@ -116,7 +123,7 @@ class Pacer:
         self._credit = min(self._credit, self._capacity)
         handle = self._handle
         if handle is not None:  # a faster rate may bring the next slot forward
-            due = max(now, self._stamp) + max(0.0, 1.0 - self._credit) / rate
+            due = self._due(now)
             if due < handle.when() - 0.001:
                 handle.cancel()
                 self._wake_at(due)
@@ -139,6 +146,11 @@ class Pacer:
             self._credit = credit if credit < self._capacity else self._capacity
             self._stamp = now
 
+    def _due(self, now: float) -> float:
+        """When the next slot comes: a whole request's credit, no pause, one TICK apart."""
+        due = max(now, self._stamp) + max(0.0, 1.0 - self._credit) / self.rate
+        return max(due, self._next_tick)
+
     def _wake_at(self, when: float) -> None:
         self._handle = self.loop.call_at(when, self._release)
 
@@ -150,13 +162,15 @@ class Pacer:
             return
         self._accrue(now)
         waiters = self._waiters
-        while waiters and self._credit >= 1.0:
+        due = 1.0 - EARLY * self.rate
+        while waiters and self._credit >= due:
             waiter = waiters.popleft()
             if not waiter.done():  # a cancelled waiter takes no slot
                 waiter.set_result(None)
                 self._credit -= 1.0
+        self._next_tick = now + TICK
         if waiters:
-            self._wake_at(now + max(TICK, (1.0 - self._credit) / self.rate))
+            self._wake_at(self._due(now))
 
 
 class Throttle:

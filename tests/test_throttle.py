@@ -14,7 +14,7 @@ import pytest
 from bulkrevoke.config import RateLimit, parse_rate
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.sandbox.ratelimit import TokenBucketLimit
-from bulkrevoke.throttle import TICK, Pacer, Throttle, capacity
+from bulkrevoke.throttle import EARLY, MARGIN, TICK, Pacer, Throttle, capacity
 
 # --- the schedule on a virtual clock -----------------------------------------------------------
 
@@ -76,7 +76,7 @@ class VirtualLoop:
             when, _, handle = heapq.heappop(self._timers)
             if handle.cancelled:
                 continue
-            self.now = max(self.now, when + self._lateness())
+            self.now = max(self.now, when + self._lateness())  # early too, if told
             self.wakeups += getattr(handle.callback, "__self__", None) is not None
             handle.callback()
 
@@ -114,19 +114,23 @@ def most_in_window(times: list[float], window: float) -> int:
 
 
 @pytest.mark.parametrize("rate", [0.5, 100 / 60, 20, 150, 400, 1000, 2000, 5000])
-def test_schedule_holds_any_rate_with_late_timers_and_wakes_at_most_once_a_tick(rate):
+@pytest.mark.parametrize("timers", ["late", "early"])
+def test_schedule_holds_any_rate_and_wakes_at_most_once_a_tick(rate, timers):
     rng = random.Random(rate)
-    loop = VirtualLoop(lateness=lambda: rng.uniform(0, 0.002))  # up to 2 ms late
+    # asyncio's timers fire up to ~2 ms late; uvloop's up to 1 ms early, then on time or late.
+    low, high = (0.0, 0.002) if timers == "late" else (-0.001, 0.001)
+    loop = VirtualLoop(lateness=lambda: rng.uniform(low, high))
     seconds = max(20.0, 40 / rate)
-    sent = run_workers(Pacer(rate, loop), loop, workers=16, seconds=seconds)
-    assert sent[0] == 0.0 and sent[1] >= 0.99 / rate  # no start-up burst
+    sent = run_workers(Pacer(rate * (1 - MARGIN), loop), loop, workers=16, seconds=seconds)
+    # No start-up burst: the second request one interval after the first (less a timer's
+    # earliness, when it fires early).
+    assert sent[0] == 0.0 and sent[1] >= 0.99 / rate - (EARLY if timers == "early" else 0)
     achieved = (len(sent) - 1) / (sent[-1] - sent[0])
     assert achieved >= 0.99 * rate
     # No second holds more than rate + 1 (low rates) or rate + 1 % (high ones).
     assert most_in_window(sent, 1.0) <= rate + max(1.0, 0.01 * rate)
-    assert most_in_window(sent, 1.0) <= capacity(rate) + rate
-    # The cost does not grow with the rate: at most one wake-up per TICK (plus the start).
-    assert loop.wakeups <= seconds / TICK + 2 or rate * TICK <= 1
+    # The cost does not grow with the rate: at most one wake-up per TICK or per request.
+    assert loop.wakeups <= 1.01 * min(seconds / TICK, len(sent)) + 2
 
 
 def test_schedule_at_5000_per_second_wakes_a_tick_at_a_time():
