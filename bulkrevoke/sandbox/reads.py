@@ -12,7 +12,8 @@ client reads each or, lacking ids, claims nothing:
 * ``alternate``: the id under ``id``, the state as ``active`` (a bool) on even items and as
   ``status`` (``"ACTIVE"`` or ``"REVOKED"``) on odd ones.
 
-An unknown customer gets ``errors[0].code`` 816.
+A customer the sandbox knows no badge of gets HTTP 400 with ``errors[0].code`` 816 (the API's
+code; the HTTP status that comes with it is not documented).
 """
 
 from __future__ import annotations
