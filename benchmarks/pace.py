@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""How close the real CLI keeps to ``--rate``, at what CPU per row, and whether it fits a
-per-minute quota exactly.
+"""How close the real CLI keeps to ``--rate``, at what CPU per row, whether it fits a
+per-minute quota exactly, and how fast ``--rate auto`` finds a limit.
 
-    python benchmarks/pace.py                                 # 100, 500, 1,000, 2,000/s + per-minute
-    python benchmarks/pace.py --rates 1000 --rounds 1 --no-minute
+    python benchmarks/pace.py                   # 100, 500, 1,000, 2,000/s, per-minute, auto
+    python benchmarks/pace.py --rates 1000 --rounds 1 --no-minute --no-auto
     python benchmarks/pace.py --write benchmarks/PACE_RESULTS.md
 
 Every measurement starts a standalone ``bulkrevoke sandbox`` process (zero latency; on core 0
@@ -21,6 +21,12 @@ when ``taskset`` and two cores are there) and runs the real CLI against it as a 
 The per-minute check runs ``--rate 1200/min`` over 1,500 rows against a sandbox limited to
 1,200 requests per clock minute (``--rate-limit 1200 --rate-window 60 --rate-limit-kind
 fixed``): the target is zero throttled answers across the window boundaries it crosses.
+
+The auto check runs ``--rate auto`` over 6,000 rows against a sandbox with a token bucket of
+150/s (``--rate-limit 150 --rate-limit-kind bucket --no-limit-retry-after``, 30 ms latency):
+the time until every 5-s window of admitted requests holds at least 90 % of the limit, the
+admitted rate over the last 20 s, and the throttled share (targets: within 30 s, >= 90 %,
+<= 2 %).
 
 Medians over ``--rounds`` rounds, with min - max. Inputs and run directories live in a
 temporary directory that is removed at the end; every process started here is stopped, also
@@ -49,6 +55,9 @@ from run import generate_csv, max_in_window, rate_over_run  # the harness's own 
 USERNAME, PASSWORD = "pace", "pace-password"
 SERVER_CPU, CLIENT_CPU = 0, 1
 MINUTE_RATE, MINUTE_ROWS = "1200/min", 1500
+AUTO_LIMIT, AUTO_ROWS = 150, 6000
+AUTO_SANDBOX = ["--rate-limit", str(AUTO_LIMIT), "--rate-limit-kind", "bucket",
+                "--no-limit-retry-after", "--latency", "0.03"]
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Measurement:
     cpu: float
     arrivals: list[float]
     statuses: dict[int, int]
+    log: list[tuple[float, int]]  # (arrival, status) of every request, as the sandbox saw it
     summary: dict[str, object]
     quota_throttled: int
     background: float
@@ -155,7 +165,8 @@ def measure(rate_text: str, per_second: float, rows: int, sandbox_args: Sequence
     for _, status in log:
         statuses[status] = statuses.get(status, 0) + 1
     return Measurement(per_second, rows, wall, cpu, sorted(t for t, _ in log), statuses,
-                       summary, int(truth.get("quota_throttled", 0)), background)
+                       [(float(t), int(status)) for t, status in log], summary,
+                       int(truth.get("quota_throttled", 0)), background)
 
 
 def spread(values: Sequence[float], fmt: str) -> str:
@@ -196,6 +207,35 @@ def minute_rows(runs: list[Measurement]) -> list[str]:
     return lines
 
 
+def auto_figures(m: Measurement) -> tuple[float, float, float]:
+    """Seconds until every later 5-s window admits >= 90 % of the limit, the admitted rate
+    over the last 20 s as a share of the limit, and the throttled share of all answers."""
+    admitted = sorted(t for t, status in m.log if status != 429)
+    start, end = m.arrivals[0], m.arrivals[-1]
+    converged = end - start
+    t = end - 5.0
+    while t >= start and sum(t <= a < t + 5 for a in admitted) >= 0.9 * AUTO_LIMIT * 5:
+        converged = t - start
+        t -= 1.0
+    last = sum(a >= end - 20 for a in admitted) / 20 / AUTO_LIMIT
+    return converged, last, m.quota_throttled / len(m.arrivals)
+
+
+def auto_rows(runs: list[Measurement]) -> list[str]:
+    figures = [auto_figures(m) for m in runs]
+    discovered = [m.summary.get("discoveredRate") for m in runs]
+    shown = ", ".join(f"{d:g}" for d in discovered if isinstance(d, (int, float))) or "-"
+    return [
+        "| scenario | converged after | admitted over the last 20 s / limit | throttled share "
+        "| summary discoveredRate | rounds |",
+        "|---|---|---|---|---|---|",
+        f"| `--rate auto` vs a {AUTO_LIMIT}/s token bucket, 30 ms, {AUTO_ROWS:,} rows "
+        f"| {spread([f[0] for f in figures], '.0f')} s "
+        f"| {spread([f[1] * 100 for f in figures], '.1f')} % "
+        f"| {spread([f[2] * 100 for f in figures], '.2f')} % | {shown} | {len(runs)} |",
+    ]
+
+
 def event_loop_name() -> str:
     try:
         import uvloop
@@ -213,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default: %(default)s)")
     parser.add_argument("--no-minute", action="store_true",
                         help="skip the 75-second per-minute quota check")
+    parser.add_argument("--no-auto", action="store_true",
+                        help="skip the 45-second --rate auto check")
     parser.add_argument("--write", metavar="FILE", help="also write the tables to FILE (Markdown)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -222,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results: dict[float, list[Measurement]] = {rate: [] for rate in rates}
     minute: list[Measurement] = []
+    auto: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bulkrevoke-pace-") as tmp:
         work = Path(tmp)
         for round_number in range(1, args.rounds + 1):
@@ -238,6 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 minute.append(m)
                 print(f"round {round_number} {MINUTE_RATE} vs 1,200/clock minute: "
                       f"{m.quota_throttled} throttled, answers {m.statuses}", flush=True)
+            if not args.no_auto:
+                # per_second: the slowest the run may go, for its timeout.
+                m = measure("auto", 20.0, AUTO_ROWS, AUTO_SANDBOX, work, env, pin)
+                auto.append(m)
+                converged, last, throttled = auto_figures(m)
+                print(f"round {round_number} auto vs {AUTO_LIMIT}/s bucket: converged after "
+                      f"{converged:.0f} s, last 20 s {last:.1%}, throttled {throttled:.2%}",
+                      flush=True)
     lines = [f"Measured {started} by `python benchmarks/pace.py"
              f"{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`; {os.cpu_count()} cores, "
              f"{'sandbox on core 0, CLI on core 1' if pin else 'no CPU pinning'}, "
@@ -245,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              *rate_rows(results)]
     if minute:
         lines += ["", *minute_rows(minute)]
+    if auto:
+        lines += ["", *auto_rows(auto)]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if args.write:
