@@ -3,9 +3,10 @@
 * A schedule (``Pacer``): a bucket of credit filling at the rate less a 0.5 % margin, holding
   ``capacity(rate)`` (1.5 requests, or 1 % of a second's worth at high rates) and starting
   with one request's worth, so there is no start-up burst and a window of T seconds holds at
-  most ``capacity + 0.995·rate·T`` requests as they leave: at most rate + 1 in any second at
-  low rates, rate + 0.5 % at high ones, which leaves room for the network to bunch them on
-  the way without the server seeing more.
+  most ``capacity + 0.995·rate·T`` requests as they leave (``rate/1000`` more when a timer
+  fires early, see ``EARLY``): at most rate + 1 in any second at low rates, rate + 0.6 % at
+  high ones, which leaves room for the network to bunch them on the way without the server
+  seeing more.
 * A shared pause: a 429 (or 503) with ``Retry-After`` stops *every* worker until then, and
   the schedule resumes from there without a burst.
 * A rate that answers the server (``rate_control``): with ``--rate N`` each throttled answer
