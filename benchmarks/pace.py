@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -143,13 +144,15 @@ def run_client(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path
 
 
 def measure(rate_text: str, per_second: float, rows: int, sandbox_args: Sequence[str],
-            work: Path, env: dict[str, str], pin: bool) -> Measurement:
+            work: Path, env: dict[str, str], pin: bool, client_args: Sequence[str] = ()
+            ) -> Measurement:
     data = generate_csv(work / f"rows-{rows}.csv", rows)
     out = work / "run"
     shutil.rmtree(out, ignore_errors=True)
     with sandbox(sandbox_args, env, pin, work) as (url, server_pid):
         cmd = pinned([sys.executable, "-m", "bulkrevoke", "run", str(data), "--host", url,
-                      "--rate", rate_text, "--no-progress", "-q", "--out", str(out)],
+                      "--rate", rate_text, "--no-progress", "-q", "--out", str(out),
+                      *client_args],
                      CLIENT_CPU, pin)
         busy0, server0 = machine_busy(), process_cpu(server_pid)
         rc, wall, cpu = run_client(cmd, env, rows / per_second * 3 + 60, work)
@@ -255,9 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the 75-second per-minute quota check")
     parser.add_argument("--no-auto", action="store_true",
                         help="skip the 45-second --rate auto check")
+    parser.add_argument("--client-args", default="", metavar="ARGS",
+                        help="more flags for every `bulkrevoke run`, e.g. \"--concurrency 16\"")
     parser.add_argument("--write", metavar="FILE", help="also write the tables to FILE (Markdown)")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    client_args = shlex.split(args.client_args)
     pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKREVOKE_")}
     env.update(BULKREVOKE_USERNAME=USERNAME, BULKREVOKE_PASSWORD=PASSWORD)
@@ -270,20 +276,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_number in range(1, args.rounds + 1):
             for rate in rates:
                 rows = max(1000, round(rate * args.seconds))
-                m = measure(f"{rate:g}/s", rate, rows, [], work, env, pin)
+                m = measure(f"{rate:g}/s", rate, rows, [], work, env, pin, client_args)
                 results[rate].append(m)
                 print(f"round {round_number} {rate:g}/s: {m.achieved:.1%} of --rate, "
                       f"{m.cpu_per_row_us:.0f} µs/row, most in 1 s {max_in_window(m.arrivals, 1.0)}, "
                       f"answers {m.statuses}, background {m.background:.2f}", flush=True)
             if not args.no_minute:
                 limit = ["--rate-limit", "1200", "--rate-window", "60", "--rate-limit-kind", "fixed"]
-                m = measure(MINUTE_RATE, 20.0, MINUTE_ROWS, limit, work, env, pin)
+                m = measure(MINUTE_RATE, 20.0, MINUTE_ROWS, limit, work, env, pin, client_args)
                 minute.append(m)
                 print(f"round {round_number} {MINUTE_RATE} vs 1,200/clock minute: "
                       f"{m.quota_throttled} throttled, answers {m.statuses}", flush=True)
             if not args.no_auto:
                 # per_second: the slowest the run may go, for its timeout.
-                m = measure("auto", 20.0, AUTO_ROWS, AUTO_SANDBOX, work, env, pin)
+                m = measure("auto", 20.0, AUTO_ROWS, AUTO_SANDBOX, work, env, pin, client_args)
                 auto.append(m)
                 converged, last, throttled = auto_figures(m)
                 print(f"round {round_number} auto vs {AUTO_LIMIT}/s bucket: converged after "
