@@ -160,10 +160,18 @@ class AutoRateControl:
         throttled answer of the last HOLD_SECONDS, per second. A throttled answer means the
         server's allowance was used up, so between two of them the server served exactly what
         its quota refilled: neither a bucket's burst nor a slow start inflates the figure.
+        Rounded down to three significant digits (149.93 gives 149), a rate to pin as it is.
         None until two throttled answers a second or more apart (the limit was not found)."""
         if len(self._held) < 2:
             return None
         (start, served_then), (end, served_now) = self._held[0], self._held[-1]
         if end - start < 1.0:
             return None
-        return (served_now - served_then) / (end - start)
+        return _three_digits_down((served_now - served_then) / (end - start))
+
+
+def _three_digits_down(rate: float) -> float:
+    if rate <= 0:
+        return 0.0
+    scale = 10.0 ** (2 - math.floor(math.log10(rate)))
+    return math.floor(rate * scale + 1e-9) / scale
