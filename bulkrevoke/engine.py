@@ -7,8 +7,9 @@
 
 The feeder never hands out a row whose customer has a request queued or in flight
 (``customers``); the number of workers follows the rate and the latency (``concurrency``).
-The queue holds at most one cap of rows, so memory does not grow with the input and at
-most two caps of rows are "in doubt" if the process dies. A failed row is an
+The queue holds at most one cap of rows (INTENT_BATCH at the least), so memory does not
+grow with the input and only the rows queued or in flight are "in doubt" if the process
+dies. A failed row is an
 ``Outcome``; only stopping the run (credentials refused, error-rate breaker, a signal)
 changes the flow.
 
@@ -51,6 +52,8 @@ FLUSH_SECONDS = 0.25
 BREAKER_WINDOW = 100
 #: Rows looked ahead for other customers' requests (memory stays flat).
 WINDOW_ROWS = 4096
+#: Rows whose intent is written in one transaction, at the least, when the queue is refilled.
+INTENT_BATCH = 32
 #: The in-flight cap is resized at most this often (seconds).
 RESIZE_SECONDS = 0.5
 #: This many answers in a row that are not shaped like the Badges API's (HTML pages, 4xx
@@ -196,8 +199,10 @@ class Engine:
                     exhausted = True
                 for row in chunk or ():
                     window.add(row)
-            cap = self._resize()
-            if queue.qsize() <= cap // 2 and (batch := window.take(cap - queue.qsize())):
+            # At least INTENT_BATCH rows a refill, so that a small cap (a fast server) does
+            # not cost a ledger transaction per row.
+            target = max(self._resize(), INTENT_BATCH)
+            if queue.qsize() <= target // 2 and (batch := window.take(target - queue.qsize())):
                 self._ledger.mark_intent([row.row for row in batch])
                 for row in batch:
                     queue.put_nowait(row)

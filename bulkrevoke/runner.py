@@ -28,7 +28,7 @@ from ._version import __version__
 from .auth import require_credentials
 from .concurrency import UNLIMITED_CAP
 from .config import MAX_CONCURRENCY, Credentials, RateLimit, RunConfig
-from .engine import FLUSH_ROWS, Engine, StopReason
+from .engine import FLUSH_ROWS, INTENT_BATCH, Engine, StopReason
 from .errors import (
     BulkRevokeError,
     InputError,
@@ -178,9 +178,10 @@ def _reconcile(config: RunConfig, ledger: Ledger, run_dir: Path,
 
 def _reserve(config: RunConfig) -> int:
     """Room for what the send phase may hold unwritten: the journal, and the rows queued
-    and in flight (two in-flight caps at most)."""
+    and in flight (a cap each, the queue INTENT_BATCH at the least)."""
     in_flight = config.concurrency or MAX_CONCURRENCY
-    return 0 if config.dry_run else storage.reserve_bytes(FLUSH_ROWS + 2 * in_flight)
+    queued = max(in_flight, INTENT_BATCH)
+    return 0 if config.dry_run else storage.reserve_bytes(FLUSH_ROWS + in_flight + queued)
 
 
 def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
