@@ -18,7 +18,7 @@ from .config import MAX_CONCURRENCY as MAX_CAP
 MIN_CAP = 1
 UNLIMITED_CAP = 16
 #: Latency assumed before the first answer (seconds).
-ASSUMED_LATENCY = 0.25
+ASSUMED_LATENCY = 0.05
 #: Requests in flight, as a multiple of rate times latency.
 HEADROOM = 1.5
 PERCENTILE = 0.9

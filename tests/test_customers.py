@@ -43,7 +43,7 @@ def test_a_customer_is_one_whatever_the_case_of_its_email():
 
 def test_the_cap_follows_rate_and_latency_within_bounds():
     cap = InFlightCap(None)
-    assert cap.resize(100.0) == 39  # ceil(100 · 0.25 · 1.5) + 1: 0.25 s assumed at first
+    assert cap.resize(100.0) == 9  # ceil(100 · 0.05 · 1.5) + 1: 0.05 s assumed at first
     for _ in range(200):
         cap.observe(0.02)
     assert cap.resize(300.0) == 10  # ceil(300 · 0.02 · 1.5) + 1
