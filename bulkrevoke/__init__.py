@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy_exports
-from ._version import __version__
+from bulkrevoke._lazy import lazy_exports
+from bulkrevoke._version import __version__
 
 if TYPE_CHECKING:
-    from .api import revoke, revoke_async
-    from .config import RateLimit, RetryPolicy, RunConfig
-    from .errors import BulkRevokeError, ConfigError, InputError, SafetyStop
-    from .outcome import Status
-    from .runner import RunResult
+    from bulkrevoke.api import revoke, revoke_async
+    from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
+    from bulkrevoke.errors import BulkRevokeError, ConfigError, InputError, SafetyStop
+    from bulkrevoke.model import Status
+    from bulkrevoke.runner import RunResult
 
 __all__ = [
     "BulkRevokeError",
@@ -36,7 +36,7 @@ __all__ = [
 _HOMES = {
     "revoke": "api", "revoke_async": "api", "RateLimit": "config", "RetryPolicy": "config",
     "RunConfig": "config", "BulkRevokeError": "errors", "ConfigError": "errors",
-    "InputError": "errors", "SafetyStop": "errors", "Status": "outcome", "RunResult": "runner",
+    "InputError": "errors", "SafetyStop": "errors", "Status": "model", "RunResult": "runner",
 }
 
 

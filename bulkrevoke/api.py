@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from .config import resolve_config
-from .errors import BulkRevokeError
-from .runner import RunResult
+from bulkrevoke.config import resolve_config
+from bulkrevoke.errors import BulkRevokeError
+from bulkrevoke.runner import RunResult
 
 #: Flag spellings accepted as keywords besides the contract's names.
 _ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -33,7 +33,7 @@ def revoke(source: Any, **settings: Any) -> RunResult:
 async def revoke_async(source: Any, *, install_signal_handlers: bool = False,
                        **settings: Any) -> RunResult:
     """``revoke`` for code already inside an event loop."""
-    from . import runner
+    from bulkrevoke import runner
 
     config = resolve_config(source, _normalise(settings))
     return await runner.run(config, install_signal_handlers=install_signal_handlers)

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .errors import BulkRevokeError
+from bulkrevoke._version import __version__
+from bulkrevoke.errors import BulkRevokeError
 
 EPILOG_RUN = """\
 examples:
@@ -183,11 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return _report(Path(args.run_dir))
         if args.command == "history":
-            from .history import print_history
+            from bulkrevoke.report.history import print_history
 
             return print_history(Path(args.reports_dir), as_json=args.json)
     except BulkRevokeError as exc:
-        from .logs import printable
+        from bulkrevoke.logs import printable
 
         print(f"bulkrevoke: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
@@ -199,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import resolve_config
-    from .runner import run
+    from bulkrevoke.config import resolve_config
+    from bulkrevoke.runner import run
 
     settings = {
         name: getattr(args, name)
@@ -212,11 +212,11 @@ def _run(args: argparse.Namespace) -> int:
     }
     config = resolve_config(args.input, {**settings, **_output_settings(args)})
     _lean_memory_pool()
-    from . import loops
+    from bulkrevoke import loops
 
     result = loops.run(run(config, install_signal_handlers=True))
     if not args.quiet:
-        from .summary_text import format_summary
+        from bulkrevoke.report.summary_text import format_summary
 
         print(format_summary(result.summary, result.run_dir, rerun_args=_target_args(args),
                              input_arg=args.input, stop_message=result.stop_message),
@@ -229,9 +229,9 @@ def _output_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from . import loops
-    from .config import resolve_config
-    from .runner import verify_run
+    from bulkrevoke import loops
+    from bulkrevoke.config import resolve_config
+    from bulkrevoke.runner import verify_run
 
     settings = {name: getattr(args, name)
                 for name in ("host", "ca_bundle", "proxy", "rate", "concurrency", "max_attempts",
@@ -244,7 +244,7 @@ def _verify(args: argparse.Namespace) -> int:
     config = resolve_config(None, {**settings, **_output_settings(args), "verify": True})
     result = loops.run(verify_run(config, run_dir))
     if not args.quiet:
-        from .summary_text import format_summary
+        from bulkrevoke.report.summary_text import format_summary
 
         print(format_summary(result.summary, result.run_dir, rerun_args=[], input_arg=None),
               file=sys.stderr)
@@ -252,9 +252,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _host_of(run_dir: Path) -> str | None:
-    from . import rundir
-    from .errors import RunDirError
-    from .ledger import read_meta
+    from bulkrevoke import rundir
+    from bulkrevoke.errors import RunDirError
+    from bulkrevoke.ledger import read_meta
 
     try:
         host = read_meta(run_dir / rundir.LEDGER).get("host")
@@ -296,9 +296,9 @@ def _lean_memory_pool() -> None:
 
 
 def _report(run_dir: Path) -> int:
-    from . import rundir
-    from .ledger import Ledger
-    from .reconcile import write_reports
+    from bulkrevoke import rundir
+    from bulkrevoke.ledger import Ledger
+    from bulkrevoke.report.reconcile import write_reports
 
     if not (run_dir / rundir.LEDGER).exists():
         raise BulkRevokeError(f"{run_dir}: no {rundir.LEDGER} here; is this a run directory?")

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .proxies import Proxy, choose_proxy
+from bulkrevoke.errors import ConfigError
+from bulkrevoke.proxies import Proxy, choose_proxy
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
-from .failpoints import failpoint
-from .outcome import Outcome, Status
-from .storage import Reserve, writing
+from bulkrevoke.errors import RunDirError
+from bulkrevoke.failpoints import failpoint
+from bulkrevoke.model import Outcome, Status
+from bulkrevoke.storage import Reserve, writing
 
 SCHEMA_VERSION = 2
 #: Disk space set aside beside the ledger while a run holds it (see storage.Reserve).
@@ -81,7 +81,7 @@ def row_batch(records: Iterable[Sequence[Any]]) -> Any:
     """A row batch from tuples in ``ROW_COLUMNS`` order (for callers that have rows)."""
     import pyarrow as pa
 
-    from .arrays import int64s, strings
+    from bulkrevoke._arrays import int64s, strings
 
     columns = list(zip(*records, strict=True)) or [()] * len(ROW_COLUMNS)
     return pa.record_batch([int64s(columns[0]), *(strings(c) for c in columns[1:])],

@@ -22,8 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .rundir import LOG
-from .storage import writing
+from bulkrevoke.rundir import LOG
+from bulkrevoke.storage import writing
 
 LOGGER = "bulkrevoke"
 #: ``extra=FILE_ONLY``: the record goes to run.log, not stderr (where the command line

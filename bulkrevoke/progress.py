@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from .outcome import Outcome, Status
+from bulkrevoke.model import Outcome, Status
 
 log = logging.getLogger("bulkrevoke")
 LOG_EVERY = 10.0

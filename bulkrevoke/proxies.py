@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from bulkrevoke.errors import ConfigError
 
 SCHEMES = ("http", "https")
 # Undocumented, but in urllib.request since Python 2 and what requests and pip rely on;

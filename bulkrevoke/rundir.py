@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError, StorageError
-from .storage import RESUME, describe, line, writing
+from bulkrevoke.errors import RunDirError, StorageError
+from bulkrevoke.storage import RESUME, describe, line, writing
 
 LEDGER = "ledger.sqlite"
 LOCK = "run.lock"

@@ -23,13 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import rundir, storage
-from ._version import __version__
-from .auth import require_credentials
-from .concurrency import UNLIMITED_CAP
-from .config import MAX_CONCURRENCY, Credentials, RateLimit, RunConfig
-from .engine import FLUSH_ROWS, INTENT_BATCH, Engine, StopReason
-from .errors import (
+from bulkrevoke import rundir, storage
+from bulkrevoke._version import __version__
+from bulkrevoke.config import MAX_CONCURRENCY, Credentials, RateLimit, RunConfig
+from bulkrevoke.errors import (
     BulkRevokeError,
     InputError,
     RunDirError,
@@ -37,16 +34,19 @@ from .errors import (
     StorageError,
     StorageStop,
 )
-from .failpoints import failpoint
-from .identity import run_identity
-from .ingest import ingest
-from .ledger import Ledger
-from .logs import FILE_ONLY, RunLogFile, run_logging
-from .progress import Progress
-from .reconcile import write_reports
-from .signals import SignalWatch
-from .source import file_sha256, open_source
-from .throttle import Throttle
+from bulkrevoke.failpoints import failpoint
+from bulkrevoke.ingest.phase import ingest
+from bulkrevoke.ingest.source import file_sha256, open_source
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.logs import FILE_ONLY, RunLogFile, run_logging
+from bulkrevoke.progress import Progress
+from bulkrevoke.report.identity import run_identity
+from bulkrevoke.report.reconcile import write_reports
+from bulkrevoke.send.auth import require_credentials
+from bulkrevoke.send.concurrency import UNLIMITED_CAP
+from bulkrevoke.send.engine import FLUSH_ROWS, INTENT_BATCH, Engine, StopReason
+from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.signals import SignalWatch
 
 log = logging.getLogger("bulkrevoke")
 
@@ -89,7 +89,7 @@ async def _notify(config: RunConfig, result: RunResult | None, *, exit_code: int
                   error: str | None = None) -> None:
     if config.notify is None:
         return
-    from . import notify
+    from bulkrevoke.send import notify
 
     payload = notify.message(result.summary if result else None,
                              result.run_dir if result else None, exit_code=exit_code,
@@ -213,7 +213,7 @@ async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
     """The send phase; its stop message, and the storage fault that stopped it if one did."""
     started = time.monotonic()
     async with _api_target(config) as (base_url, credentials):
-        from .client import CapillaryClient
+        from bulkrevoke.send.client import CapillaryClient
 
         client = CapillaryClient(base_url, credentials, timeout=config.retry.timeout,
                                  concurrency=config.concurrency or MAX_CONCURRENCY,
@@ -256,7 +256,7 @@ async def read_back(config: RunConfig, ledger: Ledger, reader: Any, throttle: Th
     """Verification (``run --verify``, ``bulkrevoke verify``): through the run's client and
     throttle. A refusal (credentials, certificate) ends it with a log line; what was checked
     stays checked."""
-    from .verify import VerifyPlan, verify
+    from bulkrevoke.send.verify import VerifyPlan, verify
 
     plan = VerifyPlan(sample=config.sample, every=config.verify_all)
     log.info("verifying against %s: the rows in question and %s", _host_label(config),
@@ -286,7 +286,7 @@ async def verify_run(config: RunConfig, run_dir: Path) -> RunResult:
         with run_logging(run_dir, str(meta.get("run_id") or run_dir.name),
                          log_format=config.log_format, verbosity=config.verbosity):
             async with _api_target(config) as (base_url, credentials):
-                from .client import CapillaryClient
+                from bulkrevoke.send.client import CapillaryClient
 
                 async with CapillaryClient(
                         base_url, credentials, timeout=config.retry.timeout,
@@ -331,7 +331,7 @@ async def _api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials
         require_credentials(config.credentials)
         yield config.host, config.credentials
         return
-    from .sandbox import Sandbox, SandboxSettings, load_state
+    from bulkrevoke.sandbox import Sandbox, SandboxSettings, load_state
 
     username, password = "sandbox", secrets.token_urlsafe(18)
     state_file = config.sandbox_state or _state_beside(config.source)

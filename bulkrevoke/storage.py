@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from bulkrevoke.errors import StorageError
 
 RESUME = "run again with --resume"
 #: Below this much free space, SQLite's "database or disk is full" means the disk is full.

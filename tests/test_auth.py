@@ -1,6 +1,6 @@
 import hashlib
 
-from bulkrevoke.auth import basic_authorization
+from bulkrevoke.send.auth import basic_authorization
 
 # Capillary's worked example gives this header for user store123. Its MD5 part,
 # bdc87b9c894da5168059e00ebffb9077, is md5("password1234"), not md5("Pass123") as the

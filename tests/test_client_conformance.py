@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bulkrevoke import client as client_module
-from bulkrevoke.client import CapillaryClient
+from bulkrevoke.send import client as client_module
 from bulkrevoke.config import Credentials
 from bulkrevoke.ledger import PendingRow
-from bulkrevoke.reply import ReplyKind
+from bulkrevoke.send.client import CapillaryClient
+from bulkrevoke.send.reply import ReplyKind
 
 SUCCESS = b'{"data":{"isActive":false},"errors":[],"warnings":[]}'
 OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Cap-Requestid: r1\r\n"
@@ -318,8 +318,8 @@ async def test_the_environment_is_read_once_by_the_settings_never_by_the_session
 
 
 async def test_a_token_that_cannot_go_into_a_header_stops_the_run() -> None:
-    from bulkrevoke.auth import OAuthTokens
     from bulkrevoke.errors import SafetyStop
+    from bulkrevoke.send.auth import OAuthTokens
 
     async def post(url: str, payload: dict[str, str]) -> tuple[int, Any]:
         return 200, {"data": {"accessToken": "abc\r\nX-Injected: 1", "ttlSeconds": 60}}

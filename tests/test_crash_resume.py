@@ -9,7 +9,6 @@ import sqlite3
 import time
 
 import pytest
-
 from .conftest import (
     CREDENTIALS,
     make_badges,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 
-from bulkrevoke.concurrency import MAX_CAP, UNLIMITED_CAP, InFlightCap
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
-from bulkrevoke.customers import CustomerWindow, customer_key
-from bulkrevoke.engine import Engine
 from bulkrevoke.ledger import Ledger, PendingRow, row_batch
-from bulkrevoke.reply import Reply, ReplyKind
-from bulkrevoke.throttle import Throttle
+from bulkrevoke.send.concurrency import MAX_CAP, UNLIMITED_CAP, InFlightCap
+from bulkrevoke.send.customers import CustomerWindow, customer_key
+from bulkrevoke.send.engine import Engine
+from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.send.throttle import Throttle
 
 META = "698dae82d30c4f6b3da9dc06"
 

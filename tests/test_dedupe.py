@@ -6,8 +6,8 @@ import stat
 import numpy as np
 import pytest
 
-from bulkrevoke import dedupe
-from bulkrevoke.dedupe import DuplicateFinder
+from bulkrevoke.ingest import dedupe
+from bulkrevoke.ingest.dedupe import DuplicateFinder
 from bulkrevoke.ledger import row_batch
 
 META = "698dae82d30c4f6b3da9dc06"

@@ -8,10 +8,10 @@ from collections import defaultdict
 import pytest
 
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
-from bulkrevoke.engine import Engine, StopReason
 from bulkrevoke.ledger import Ledger, row_batch
-from bulkrevoke.reply import Reply, ReplyKind
-from bulkrevoke.throttle import Throttle
+from bulkrevoke.send.engine import Engine, StopReason
+from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.send.throttle import Throttle
 
 META = "698dae82d30c4f6b3da9dc06"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)

@@ -4,7 +4,7 @@ import pytest
 
 from bulkrevoke.errors import RunDirError
 from bulkrevoke.ledger import Ledger, row_batch
-from bulkrevoke.outcome import Outcome, Status
+from bulkrevoke.model import Outcome, Status
 
 META = "698dae82d30c4f6b3da9dc06"
 

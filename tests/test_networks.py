@@ -16,13 +16,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
-
-from bulkrevoke.client import CapillaryClient
-from bulkrevoke.config import Credentials
-from bulkrevoke.ledger import PendingRow
-from bulkrevoke.reply import ReplyKind
-from bulkrevoke.sandbox import FaultProfile
-
 from .conftest import (
     CREDENTIALS,
     PASSWORD,
@@ -33,6 +26,12 @@ from .conftest import (
     run_cli,
     write_input,
 )
+
+from bulkrevoke.config import Credentials
+from bulkrevoke.ledger import PendingRow
+from bulkrevoke.sandbox import FaultProfile
+from bulkrevoke.send.client import CapillaryClient
+from bulkrevoke.send.reply import ReplyKind
 
 PROXY_USER, PROXY_PASSWORD = "egress", "Pr0xy-s3cret"
 

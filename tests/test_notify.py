@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from bulkrevoke.notify import message, one_line, send
+from bulkrevoke.send.notify import message, one_line, send
 
 
 async def _webhook(status: int = 200):

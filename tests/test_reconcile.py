@@ -4,9 +4,9 @@ from collections import Counter
 import pytest
 
 from bulkrevoke.ledger import Ledger, row_batch
-from bulkrevoke.outcome import Outcome, Status
-from bulkrevoke.reconcile import REPORT_COLUMNS, Masker, write_reports
-from bulkrevoke.summary import exit_code
+from bulkrevoke.model import Outcome, Status
+from bulkrevoke.report.reconcile import REPORT_COLUMNS, Masker, write_reports
+from bulkrevoke.report.summary import exit_code
 
 META = "698dae82d30c4f6b3da9dc06"
 
@@ -98,7 +98,7 @@ def test_parquet_row_groups_are_gathered_from_the_stored_batches(tmp_path, monke
     # holds at least PARQUET_GROUP_ROWS rows, and the file equals report.csv row by row.
     import pyarrow.parquet as pq
 
-    from bulkrevoke import reconcile
+    from bulkrevoke.report import reconcile
 
     monkeypatch.setattr(reconcile, "PARQUET_GROUP_ROWS", 3_000)
     rows = 20_000

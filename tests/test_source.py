@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkrevoke.errors import InputError
-from bulkrevoke.source import BLANK, open_source
-from bulkrevoke.validate import validate
+from bulkrevoke.ingest.source import BLANK, open_source
+from bulkrevoke.ingest.validate import validate
 
 META = "698dae82d30c4f6b3da9dc06"
 HEADER = "badgeMetaId,customerId,earnedBadgeId"
@@ -251,7 +251,7 @@ def test_no_python_code_runs_on_the_readers_thread(tmp_path: Path, monkeypatch: 
     # Python file object), a read still pending when an input error abandons the reader
     # could run while tracemalloc is being stopped or the interpreter is exiting, and
     # crash the process. So every byte is read by pyarrow from the file itself.
-    from bulkrevoke import csv_source
+    from bulkrevoke.ingest import csv_source
 
     threads: set[int] = set()
     original = csv_source._HashingReader.readinto

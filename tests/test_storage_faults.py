@@ -8,13 +8,12 @@ import logging
 import sqlite3
 
 import pytest
+from .test_engine import FakeRevoker, _engine, _ledger, _statuses
 
 from bulkrevoke import storage
-from bulkrevoke.engine import StopReason
 from bulkrevoke.errors import StorageError
 from bulkrevoke.logs import run_logging
-
-from .test_engine import FakeRevoker, _engine, _ledger, _statuses
+from bulkrevoke.send.engine import StopReason
 
 
 class FullDisk:
@@ -55,7 +54,7 @@ class FullDisk:
 
 async def _send_until_the_disk_fills(tmp_path, monkeypatch, *, recovers):
     """400 rows, 4 in flight, outcomes flushed 20 at a time; the fourth flush fills the disk."""
-    monkeypatch.setattr("bulkrevoke.engine.FLUSH_ROWS", 20)
+    monkeypatch.setattr("bulkrevoke.send.engine.FLUSH_ROWS", 20)
     ledger = _ledger(tmp_path, 400)
     revoker = FakeRevoker(delay=0.002)
     disk = FullDisk(ledger, revoker, after_records=3, recovers=recovers)

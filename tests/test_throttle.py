@@ -14,7 +14,7 @@ import pytest
 from bulkrevoke.config import RateLimit, parse_rate
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.sandbox.ratelimit import TokenBucketLimit
-from bulkrevoke.throttle import EARLY, MARGIN, TICK, Pacer, Throttle, capacity
+from bulkrevoke.send.throttle import EARLY, MARGIN, TICK, Pacer, Throttle, capacity
 
 # --- the schedule on a virtual clock -----------------------------------------------------------
 

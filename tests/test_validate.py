@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkrevoke.validate import Verdict, validate
+from bulkrevoke.ingest.validate import Verdict, validate
 
 META = "698dae82d30c4f6b3da9dc06"
 EARNED = "698daf848644c157e72d83f3"
@@ -142,8 +142,8 @@ _FIELD = st.one_of(
 @given(rows=st.lists(st.tuples(_FIELD, _FIELD, _FIELD, _FIELD), min_size=1, max_size=40),
        with_type=st.booleans(), default=st.sampled_from(["id", "mobile", "email"]))
 def test_validate_columns_gives_validate_s_verdicts(rows, with_type, default):
-    from bulkrevoke.arrays import strings
-    from bulkrevoke.validate import validate_columns
+    from bulkrevoke._arrays import strings
+    from bulkrevoke.ingest.validate import validate_columns
 
     fields = list(zip(*rows, strict=True))
     columns = (strings(fields[0]), strings(fields[1]), strings(fields[2]),
@@ -156,8 +156,8 @@ def test_validate_columns_gives_validate_s_verdicts(rows, with_type, default):
 
 
 def test_validate_columns_takes_the_common_rows_without_calling_validate(monkeypatch):
-    from bulkrevoke import validate as module
-    from bulkrevoke.arrays import strings
+    from bulkrevoke.ingest import validate as module
+    from bulkrevoke._arrays import strings
 
     called = []
     real = module.validate

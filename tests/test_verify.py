@@ -5,16 +5,23 @@ from __future__ import annotations
 import random
 
 import pytest
+from .conftest import (
+    CREDENTIALS,
+    PASSWORD,
+    USERNAME,
+    make_badges,
+    read_report,
+    run_cli,
+    write_input,
+)
 
-from bulkrevoke.client import BadgeReading, CapillaryClient
 from bulkrevoke.config import Credentials, RateLimit, RetryPolicy
 from bulkrevoke.ledger import Ledger
-from bulkrevoke.reply import Reply, ReplyKind
 from bulkrevoke.sandbox import FaultProfile
-from bulkrevoke.throttle import Throttle
-from bulkrevoke.verify import VerifyPlan, select, settle, verify
-
-from .conftest import CREDENTIALS, PASSWORD, USERNAME, make_badges, read_report, run_cli, write_input
+from bulkrevoke.send.client import BadgeReading, CapillaryClient
+from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.send.verify import VerifyPlan, select, settle, verify
 
 OK = Reply(ReplyKind.SUCCESS, 200)
 
@@ -96,7 +103,7 @@ async def test_a_resumed_verification_checks_only_what_is_left(tmp_path, sandbox
 
 def test_the_sample_is_seeded(tmp_path):
     from bulkrevoke.ledger import row_batch
-    from bulkrevoke.outcome import Outcome, Status
+    from bulkrevoke.model import Outcome, Status
 
     def sampled(seed):
         path = tmp_path / f"l{seed}-{random.random()}.sqlite"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .outcome import ErrorSource
+from bulkrevoke.model import ErrorSource
 
 try:  # the speed extra: orjson parses answers several times faster
     import orjson

@@ -25,11 +25,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .failpoints import failpoint
-from .ledger import Ledger
-from .outcome import RETRYABLE_STATUSES, Status
-from .storage import PrivateFile, temp_name, writing
-from .summary import build_summary
+from bulkrevoke.failpoints import failpoint
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.model import RETRYABLE_STATUSES, Status
+from bulkrevoke.report.summary import build_summary
+from bulkrevoke.storage import PrivateFile, temp_name, writing
 
 log = logging.getLogger("bulkrevoke")
 
@@ -87,7 +87,7 @@ def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None
             if workbook is not None:
                 files[WORKBOOK] = _save_workbook(workbook, temps[WORKBOOK], summary)
             summary["files"] = {name: {"sha256": digest} for name, digest in files.items()}
-            from .report_html import render_page
+            from bulkrevoke.report.page import render_page
 
             page = render_page(summary, ledger.timeline())
             summary["files"][PAGE] = {"sha256": _write_new(temps[PAGE], page.encode("utf-8"))}
@@ -121,7 +121,7 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from .arrays import strings
+    from bulkrevoke._arrays import strings
 
     render = _Renderer(dry_run=bool(meta.get("dry_run")),
                        stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
@@ -182,7 +182,7 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
 
 def _open_workbook(run_dir: Path, temp: Path, meta: dict[str, Any]) -> Any:
     """report.xlsx's writer, or None (and no stale workbook left) without openpyxl."""
-    from .report_xlsx import ReportWorkbook, openpyxl_available
+    from bulkrevoke.report.workbook import ReportWorkbook, openpyxl_available
 
     if not openpyxl_available():
         (run_dir / WORKBOOK).unlink(missing_ok=True)
@@ -195,8 +195,8 @@ def _open_workbook(run_dir: Path, temp: Path, meta: dict[str, Any]) -> Any:
 
 
 def _save_workbook(workbook: Any, temp: Path, summary: dict[str, Any]) -> str:
-    from .report_xlsx import summary_rows
-    from .source import file_sha256
+    from bulkrevoke.ingest.source import file_sha256
+    from bulkrevoke.report.workbook import summary_rows
 
     workbook.close(summary_rows(summary))
     return file_sha256(temp)
@@ -248,7 +248,7 @@ class _Tally:
     def add(self, report: Any) -> None:
         import pyarrow.compute as pc
 
-        from .arrays import scalar
+        from bulkrevoke._arrays import scalar
 
         for name, counter in (("status", self.statuses), ("errorCode", self.codes)):
             counts = pc.value_counts(report.column(name))
@@ -269,7 +269,7 @@ class _Renderer:
     """A stored batch of rows, with its outcomes and duplicates, as report rows."""
 
     def __init__(self, *, dry_run: bool, stop_note: str, mask: Masker | None) -> None:
-        from .arrays import scalar, strings
+        from bulkrevoke._arrays import scalar, strings
 
         self._dry_run, self._mask = dry_run, mask
         self._pending = Status.WOULD_REVOKE.value if dry_run else Status.NOT_ATTEMPTED.value
@@ -286,7 +286,7 @@ class _Renderer:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .arrays import int64_from_numpy, repeated
+        from bulkrevoke._arrays import int64_from_numpy, repeated
 
         count = stored.num_rows
         text = self._text
@@ -353,7 +353,7 @@ class _Renderer:
                values: dict[str, list[Any]]) -> None:
         import pyarrow.compute as pc
 
-        from .arrays import bools, int64s, mask_at, strings
+        from bulkrevoke._arrays import bools, int64s, mask_at, strings
 
         mask = mask_at(positions, count)
         for name, new in values.items():
@@ -364,7 +364,7 @@ class _Renderer:
         """customerId, with email/mobile/cardNumber values replaced by their keyed hash."""
         import pyarrow.compute as pc
 
-        from .arrays import scalar, strings
+        from bulkrevoke._arrays import scalar, strings
 
         customers = stored.column("customer_id")
         if self._mask is None:

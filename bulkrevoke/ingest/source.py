@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import FIELDS, squash
-from .errors import InputError
-from .validate import HEX24, quote_short
+from bulkrevoke.config import FIELDS, squash
+from bulkrevoke.errors import InputError
+from bulkrevoke.ingest.validate import HEX24, quote_short
 
 Row = tuple[str | None, str | None, str | None, str | None]
 REQUIRED = FIELDS[:3]
@@ -86,11 +86,11 @@ def open_source(
     # Each reader is imported when needed: a CSV run never loads openpyxl, and an import
     # of this module stays cheap.
     if _is_dataframe(source):
-        from .columnar_source import open_dataframe
+        from bulkrevoke.ingest.columnar_source import open_dataframe
 
         return open_dataframe(source, columns)
     if str(source) == "-":
-        from .csv_source import open_stdin
+        from bulkrevoke.ingest.csv_source import open_stdin
 
         return open_stdin(columns, delimiter, spool_dir)
     path = Path(source)
@@ -102,15 +102,15 @@ def open_source(
     suffixes = [s.lower() for s in path.suffixes[-2:]]
     kind = suffixes[-1] if suffixes else ""
     if kind == ".parquet":
-        from .columnar_source import open_parquet
+        from bulkrevoke.ingest.columnar_source import open_parquet
 
         return open_parquet(path, columns)
     if kind in (".xlsx", ".xlsm"):
-        from .excel_source import open_excel
+        from bulkrevoke.ingest.excel_source import open_excel
 
         return open_excel(path, columns)
     if kind in _CSV_KINDS or (kind == ".gz" and suffixes[0] in _CSV_KINDS):
-        from .csv_source import open_csv
+        from bulkrevoke.ingest.csv_source import open_csv
 
         default = "\t" if ".tsv" in suffixes else None
         return open_csv(path, name, columns, delimiter or default, spool_dir)
@@ -185,7 +185,7 @@ def _better_delimiter(wanted: str, headers: Sequence[str]) -> str | None:
 
 def columns_from_rows(rows: Sequence[Row]) -> Columns:
     """A batch of tuples as Columns (for readers that produce rows)."""
-    from .arrays import strings
+    from bulkrevoke._arrays import strings
 
     fields = list(zip(*rows, strict=True))
     absent = all(v is None for v in fields[3])

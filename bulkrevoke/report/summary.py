@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._version import __version__
-from .ledger import Ledger
-from .outcome import CLEAN_STATUSES, Status
+from bulkrevoke._version import __version__
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.model import CLEAN_STATUSES, Status
 
 #: The statuses of rows that were sent and settled (the "sent" of the control totals).
 SENT_STATUSES = ("revoked", "already_inactive", "revoked_unconfirmed", "failed")

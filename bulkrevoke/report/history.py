@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import rundir
-from .errors import ConfigError
-from .logs import printable
+from bulkrevoke import rundir
+from bulkrevoke.errors import ConfigError
+from bulkrevoke.logs import printable
 
 _COUNT_ORDER = ("revoked", "already_inactive", "revoked_unconfirmed", "duplicate", "invalid",
                 "failed", "not_attempted", "would_revoke")
@@ -46,7 +46,7 @@ def describe_run(run_dir: Path) -> dict[str, Any] | None:
     unreadable = "summary.json unreadable" if summary_path.exists() else None
     if not ledger.exists():
         return None if unreadable is None else _entry(run_dir, {}, state=unreadable)
-    from .ledger import read_meta
+    from bulkrevoke.ledger import read_meta
 
     try:
         meta = read_meta(ledger)

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
-from ._version import __version__
-from .auth import OAuthTokens, TokenUnavailable, basic_authorization
-from .config import IDENTIFIER_TYPES, Credentials
-from .errors import SafetyStop
-from .ledger import PendingRow
-from .outcome import ErrorSource
-from .proxies import Proxy
-from .reply import (
+from bulkrevoke._version import __version__
+from bulkrevoke.config import IDENTIFIER_TYPES, Credentials
+from bulkrevoke.errors import SafetyStop
+from bulkrevoke.ledger import PendingRow
+from bulkrevoke.model import ErrorSource
+from bulkrevoke.proxies import Proxy
+from bulkrevoke.send.auth import OAuthTokens, TokenUnavailable, basic_authorization
+from bulkrevoke.send.reply import (
     Reply,
     ReplyKind,
     classify_response,

@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
-from .dedupe import DuplicateFinder
-from .ledger import Ledger
-from .progress import Progress
-from .source import open_source
-from .validate import validate_columns
+from bulkrevoke.config import RunConfig
+from bulkrevoke.ingest.dedupe import DuplicateFinder
+from bulkrevoke.ingest.source import open_source
+from bulkrevoke.ingest.validate import validate_columns
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.progress import Progress
 
 log = logging.getLogger("bulkrevoke")
 

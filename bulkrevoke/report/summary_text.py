@@ -11,8 +11,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .logs import printable
-from .summary import controls_hold
+from bulkrevoke.logs import printable
+from bulkrevoke.report.summary import controls_hold
 
 _ORDER = ("revoked", "already_inactive", "revoked_unconfirmed", "duplicate", "invalid",
           "failed", "not_attempted", "would_revoke")

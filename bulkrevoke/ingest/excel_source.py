@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .source import (
+from bulkrevoke.errors import InputError
+from bulkrevoke.ingest.source import (
     BATCH_ROWS,
     BLANK,
     Row,

@@ -16,7 +16,7 @@ import platform
 import socket
 from typing import Any
 
-from .config import RunConfig
+from bulkrevoke.config import RunConfig
 
 
 def run_identity(config: RunConfig, host: str | None) -> dict[str, Any]:

@@ -27,15 +27,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from .client import BadgeReading
-from .config import RetryPolicy
-from .customers import CustomerWindow
-from .errors import SafetyStop
-from .ledger import Ledger, PendingRow
-from .outcome import Status
-from .reply import ReplyKind
-from .retry import backoff
-from .throttle import Throttle
+from bulkrevoke.config import RetryPolicy
+from bulkrevoke.errors import SafetyStop
+from bulkrevoke.ledger import Ledger, PendingRow
+from bulkrevoke.model import Status
+from bulkrevoke.send.client import BadgeReading
+from bulkrevoke.send.customers import CustomerWindow
+from bulkrevoke.send.reply import ReplyKind
+from bulkrevoke.send.retry import backoff
+from bulkrevoke.send.throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
 

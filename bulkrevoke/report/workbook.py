@@ -196,7 +196,7 @@ def _entry(name: str) -> ZipInfo:
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     """The Summary sheet: who/what/why, counts, control totals, error codes, verification
     and the other files' SHA-256s, as (label, value) rows."""
-    from .summary import identity_rows
+    from bulkrevoke.report.summary import identity_rows
 
     rows: list[tuple[str, Any]] = [("bulkrevoke run summary", None), *identity_rows(summary),
                                    ("", None), ("Rows", summary.get("rows"))]

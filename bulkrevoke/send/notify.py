@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .logs import printable as one_line  # one escaping for logs, the terminal and webhooks
-from .proxies import Proxy
-from .reply import reply_for_exception
+from bulkrevoke.logs import printable as one_line  # one escaping for logs, the terminal and webhooks
+from bulkrevoke.proxies import Proxy
+from bulkrevoke.send.reply import reply_for_exception
 
 log = logging.getLogger("bulkrevoke")
 
@@ -50,7 +50,7 @@ def message(summary: Mapping[str, Any] | None, run_dir: Path | None, *, exit_cod
 async def send(url: str, payload: Mapping[str, Any], *, proxy: Proxy | None,
                ca_bundle: Path | None) -> bool:
     """POST *payload* to *url*; False (and a log line without the URL) if that failed."""
-    from .client import open_session
+    from bulkrevoke.send.client import open_session
 
     body = json.dumps(payload).encode("utf-8")
     try:

@@ -31,17 +31,17 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .client import Revoker
-from .concurrency import InFlightCap
-from .config import RunConfig
-from .customers import CustomerWindow
-from .errors import SafetyStop, StorageError
-from .ledger import Ledger, PendingRow
-from .logs import FILE_ONLY
-from .outcome import Outcome, Status
-from .reply import Reply, ReplyKind
-from .retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
-from .throttle import Throttle
+from bulkrevoke.config import RunConfig
+from bulkrevoke.errors import SafetyStop, StorageError
+from bulkrevoke.ledger import Ledger, PendingRow
+from bulkrevoke.logs import FILE_ONLY
+from bulkrevoke.model import Outcome, Status
+from bulkrevoke.send.client import Revoker
+from bulkrevoke.send.concurrency import InFlightCap
+from bulkrevoke.send.customers import CustomerWindow
+from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.send.retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
+from bulkrevoke.send.throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
 

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .errors import InputError
-from .source import (
+from bulkrevoke.errors import InputError
+from bulkrevoke.ingest.source import (
     BLANK,
     BLOCK_SIZE,
     CSV_DELIMITERS,

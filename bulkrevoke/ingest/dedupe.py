@@ -64,7 +64,7 @@ class DuplicateFinder:
     def duplicates(self, stored: Callable[[], Iterable[Any]]) -> Iterator[list[tuple[int, int]]]:
         """(row, the first row with the same four fields), a bucket at a time. *stored*
         gives the ledger's row batches again, if there are candidates to check."""
-        from .arrays import mask_from_numpy
+        from bulkrevoke._arrays import mask_from_numpy
 
         candidates = self._candidates()
         if candidates is not None and not len(candidates):
@@ -107,7 +107,7 @@ class DuplicateFinder:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .arrays import int64_from_numpy, scalar
+        from bulkrevoke._arrays import int64_from_numpy, scalar
 
         keys = pc.binary_join_element_wise(
             valid.column("badge_meta_id"), valid.column("earned_badge_id"),
@@ -121,7 +121,7 @@ class DuplicateFinder:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from .arrays import int64_view, true_positions
+        from bulkrevoke._arrays import int64_view, true_positions
 
         schema = pa.schema([("key", pa.string()), ("row", pa.int64())])
         for data in self._keys.read_all():
@@ -200,7 +200,7 @@ def _valid(batch: Any) -> Any:
 
 
 def _rows(batch: Any) -> Any:
-    from .arrays import int64_view
+    from bulkrevoke._arrays import int64_view
 
     return int64_view(batch.column("row"))
 

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .ledger import TIMELINE_SECONDS
-from .logs import printable
-from .report_charts import STATUS_COLOURS, Series, bars, gather, status_bar
-from .summary import controls_hold, identity_rows
+from bulkrevoke.ledger import TIMELINE_SECONDS
+from bulkrevoke.logs import printable
+from bulkrevoke.report.charts import STATUS_COLOURS, Series, bars, gather, status_bar
+from bulkrevoke.report.summary import controls_hold, identity_rows
 
 SHOWN_CHARACTERS = 300
 TOP_CODES = 10

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .source import (
+from bulkrevoke.errors import InputError
+from bulkrevoke.ingest.source import (
     BATCH_ROWS,
     Columns,
     Source,
@@ -82,7 +82,7 @@ def _arrow_texts(array: Any) -> Any:
     """Exact text of each value: integers in decimal, floats in a form validation flags."""
     import pyarrow as pa
 
-    from .arrays import strings
+    from bulkrevoke._arrays import strings
 
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()

@@ -31,9 +31,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .config import RetryPolicy
-from .outcome import ErrorSource, Outcome, Status
-from .reply import Reply, ReplyKind
+from bulkrevoke.config import RetryPolicy
+from bulkrevoke.model import ErrorSource, Outcome, Status
+from bulkrevoke.send.reply import Reply, ReplyKind
 
 
 @dataclass(frozen=True, slots=True)

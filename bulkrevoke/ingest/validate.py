@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .config import canonical_identifier
+from bulkrevoke.config import canonical_identifier
 
 if TYPE_CHECKING:
-    from .source import Columns
+    from bulkrevoke.ingest.source import Columns
 
 HEX24 = re.compile(r"[0-9a-fA-F]{24}")  # badgeMetaId, earnedBadgeId
 _HEX48 = re.compile(r"[0-9a-fA-F]{48}")
@@ -134,8 +134,8 @@ def validate_columns(columns: Columns, first_row: int, default_identifier: str) 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .arrays import int_range, repeated, scalar, strings, true_only
-    from .ledger import row_schema
+    from bulkrevoke._arrays import int_range, repeated, scalar, strings, true_only
+    from bulkrevoke.ledger import row_schema
 
     meta, customer, earned, raw_type = columns
     count = len(meta)
