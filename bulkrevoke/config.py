@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bulkrevoke.errors import ConfigError
+from bulkrevoke.model import FIELDS, IDENTIFIER_TYPES, canonical_identifier
 from bulkrevoke.proxies import Proxy, choose_proxy
 
 if sys.version_info >= (3, 11):
@@ -32,8 +33,6 @@ CLUSTERS = {
     "eu": "https://eu.api.capillarytech.com",
     "us": "https://us.api.capillarytech.com",
 }
-IDENTIFIER_TYPES = ("id", "mobile", "email", "externalId", "cardNumber")
-FIELDS = ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
 LOG_FORMATS = ("text", "json")
 #: The most requests in flight that --concurrency (or auto) allows.
 MAX_CONCURRENCY = 256
@@ -261,20 +260,6 @@ def parse_identifier(value: str) -> str:
     if canonical is None:
         raise ConfigError(f"--identifier: {value!r} is not one of {', '.join(IDENTIFIER_TYPES)}")
     return canonical
-
-
-_IDENTIFIER_LOOKUP = {t.lower(): t for t in IDENTIFIER_TYPES}
-
-
-def squash(name: str) -> str:
-    """How names are compared (CONTRACT §3): case-insensitively, ignoring ``_``, ``-`` and
-    white space, so ``badge_meta_id`` matches ``badgeMetaId``."""
-    return re.sub(r"[\s_-]", "", name).lower()
-
-
-def canonical_identifier(value: str) -> str | None:
-    """``"Email"``, ``"external_id"`` → the contract's spelling, or None if unknown."""
-    return _IDENTIFIER_LOOKUP.get(squash(value))
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

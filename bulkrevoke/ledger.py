@@ -23,13 +23,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bulkrevoke.errors import RunDirError
 from bulkrevoke.failpoints import failpoint
-from bulkrevoke.model import Outcome, Status
+from bulkrevoke.model import Outcome, PendingRow, Status
 from bulkrevoke.storage import Reserve, writing
 
 SCHEMA_VERSION = 2
@@ -86,18 +85,6 @@ def row_batch(records: Iterable[Sequence[Any]]) -> Any:
     columns = list(zip(*records, strict=True)) or [()] * len(ROW_COLUMNS)
     return pa.record_batch([int64s(columns[0]), *(strings(c) for c in columns[1:])],
                            schema=row_schema())
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    """A valid row without a final outcome, as handed to the engine."""
-
-    row: int
-    badge_meta_id: str
-    customer_id: str
-    identifier_type: str
-    earned_badge_id: str
-    in_doubt: bool
 
 
 class Ledger:

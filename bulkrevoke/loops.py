@@ -22,4 +22,5 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # pragma: no cover - only with the speed extra
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()  # pragma: no cover - speed extra
+    return loop

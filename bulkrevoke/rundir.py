@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkrevoke.errors import RunDirError, StorageError
+from bulkrevoke.model import is_dataframe
 from bulkrevoke.storage import RESUME, describe, line, writing
 
 LEDGER = "ledger.sqlite"
@@ -29,7 +30,7 @@ def run_id_for(source: Any, now: datetime) -> str:
 
 
 def input_stem(source: Any) -> str:
-    if type(source).__name__ == "DataFrame":
+    if is_dataframe(source):
         return "dataframe"
     if str(source) == "-":
         return "stdin"

@@ -36,15 +36,16 @@ from bulkrevoke.errors import (
 )
 from bulkrevoke.failpoints import failpoint
 from bulkrevoke.ingest.phase import ingest
-from bulkrevoke.ingest.source import file_sha256, open_source
+from bulkrevoke.ingest.reader import open_source
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.logs import FILE_ONLY, RunLogFile, run_logging
+from bulkrevoke.model import StopReason, is_dataframe
 from bulkrevoke.progress import Progress
 from bulkrevoke.report.identity import run_identity
 from bulkrevoke.report.reconcile import write_reports
 from bulkrevoke.send.auth import require_credentials
 from bulkrevoke.send.concurrency import UNLIMITED_CAP
-from bulkrevoke.send.engine import FLUSH_ROWS, INTENT_BATCH, Engine, StopReason
+from bulkrevoke.send.engine import FLUSH_ROWS, INTENT_BATCH, Engine
 from bulkrevoke.send.throttle import Throttle
 from bulkrevoke.signals import SignalWatch
 
@@ -192,13 +193,13 @@ def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
     if config.ticket and meta.get("ticket") not in (None, config.ticket):
         raise RunDirError(f"--resume: this run was started under ticket {meta['ticket']!r}; "
                           "leave --ticket out or give the same one")
-    if type(config.source).__name__ == "DataFrame":
+    if is_dataframe(config.source):
         digest = open_source(config.source, columns=config.columns).sha256
     elif str(config.source) == "-":
         raise RunDirError("--resume needs the input file itself, not standard input")
     else:
         try:
-            digest = file_sha256(Path(config.source))
+            digest = storage.file_sha256(Path(config.source))
         except OSError as exc:
             raise InputError(f"{config.source}: cannot read ({exc.strerror})") from None
     if digest != meta.get("input_sha256"):
@@ -345,7 +346,7 @@ async def _api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials
 
 
 def _state_beside(source: Any) -> Path | None:
-    if type(source).__name__ == "DataFrame" or str(source) == "-":
+    if is_dataframe(source) or str(source) == "-":
         return None
     path = Path(str(source))
     candidate = path.with_name(rundir.input_stem(source) + ".state.csv")
@@ -353,7 +354,7 @@ def _state_beside(source: Any) -> Path | None:
 
 
 def _describe(source: Any) -> str:
-    if type(source).__name__ == "DataFrame":
+    if is_dataframe(source):
         return "<DataFrame>"
     return "<stdin>" if str(source) == "-" else str(source)
 

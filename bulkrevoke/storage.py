@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkrevoke.errors import StorageError
+from bulkrevoke.model import is_dataframe
 
 RESUME = "run again with --resume"
 #: Below this much free space, SQLite's "database or disk is full" means the disk is full.
@@ -168,7 +169,7 @@ def ledger_estimate(source: Any) -> int:
     403 KB of CSV, 332 KB of ledger); a compressed input's is larger than the file. Zero
     where the size is not known (standard input, a DataFrame, a file that can't be read:
     ingest says why)."""
-    if type(source).__name__ == "DataFrame" or str(source) == "-":
+    if is_dataframe(source) or str(source) == "-":
         return 0
     path = Path(str(source))
     try:
@@ -239,3 +240,11 @@ class HashingWriter(io.RawIOBase):
                 super().close()  # flushes
             finally:
                 self._raw.close()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+import bulkrevoke
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.report.summary import control_totals
+from bulkrevoke.report.summary_text import format_summary
+from bulkrevoke.sandbox import FaultProfile
+
 from .conftest import (
     CREDENTIALS,
     PASSWORD,
@@ -18,12 +25,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-import bulkrevoke
-from bulkrevoke.ledger import Ledger
-from bulkrevoke.report.summary import control_totals
-from bulkrevoke.report.summary_text import format_summary
-from bulkrevoke.sandbox import FaultProfile
 
 
 def test_the_summary_names_operator_principal_ticket_and_what_ran(tmp_path, sandbox_for):

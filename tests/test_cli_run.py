@@ -8,6 +8,9 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+
+from bulkrevoke.report.reconcile import REPORT_COLUMNS
+
 from .conftest import (
     CREDENTIALS,
     ROOT,
@@ -17,8 +20,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.report.reconcile import REPORT_COLUMNS
 
 SAMPLE = ROOT / "sample_inputs"
 EXPECTED_SAMPLE = {"revoked": 24, "already_inactive": 5, "duplicate": 2, "invalid": 7}

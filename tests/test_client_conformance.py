@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bulkrevoke.send import client as client_module
 from bulkrevoke.config import Credentials
-from bulkrevoke.ledger import PendingRow
+from bulkrevoke.model import PendingRow
+from bulkrevoke.send import client as client_module
 from bulkrevoke.send.client import CapillaryClient
 from bulkrevoke.send.reply import ReplyKind
 

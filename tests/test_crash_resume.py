@@ -9,6 +9,7 @@ import sqlite3
 import time
 
 import pytest
+
 from .conftest import (
     CREDENTIALS,
     make_badges,

@@ -6,7 +6,8 @@ import asyncio
 import random
 
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
-from bulkrevoke.ledger import Ledger, PendingRow, row_batch
+from bulkrevoke.ledger import Ledger, row_batch
+from bulkrevoke.model import PendingRow
 from bulkrevoke.send.concurrency import MAX_CAP, UNLIMITED_CAP, InFlightCap
 from bulkrevoke.send.customers import CustomerWindow, customer_key
 from bulkrevoke.send.engine import Engine

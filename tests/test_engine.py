@@ -9,7 +9,8 @@ import pytest
 
 from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
 from bulkrevoke.ledger import Ledger, row_batch
-from bulkrevoke.send.engine import Engine, StopReason
+from bulkrevoke.model import StopReason
+from bulkrevoke.send.engine import Engine
 from bulkrevoke.send.reply import Reply, ReplyKind
 from bulkrevoke.send.throttle import Throttle
 

@@ -7,6 +7,13 @@ import asyncio
 from collections import Counter
 
 import pytest
+
+from bulkrevoke.config import Credentials
+from bulkrevoke.model import PendingRow
+from bulkrevoke.sandbox import FaultProfile, Sandbox, SandboxSettings
+from bulkrevoke.send.client import CapillaryClient
+from bulkrevoke.send.reply import ReplyKind
+
 from .conftest import (
     CREDENTIALS,
     make_badges,
@@ -15,12 +22,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.config import Credentials
-from bulkrevoke.ledger import PendingRow
-from bulkrevoke.sandbox import FaultProfile, Sandbox, SandboxSettings
-from bulkrevoke.send.client import CapillaryClient
-from bulkrevoke.send.reply import ReplyKind
 
 MIXED = FaultProfile(
     seed=11, throttle=0.01, throttle_bare=0.02, retry_after=1, server_error=0.04, busy=0.02,

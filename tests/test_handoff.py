@@ -9,6 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from bulkrevoke.sandbox import FaultProfile
+
 from .conftest import (
     CREDENTIALS,
     ROOT,
@@ -18,8 +21,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.sandbox import FaultProfile
 
 HOOK_PATH = "/services/T01/B02/hush-hush-9f3"
 

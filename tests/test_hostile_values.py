@@ -21,12 +21,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, render
-from .conftest import CREDENTIALS, HEADER, Badge, run_cli, sandbox_settings
 
 from bulkrevoke.logs import printable
 from bulkrevoke.report.workbook import CELL_MAX, ooxml_unescape
 from bulkrevoke.sandbox import SandboxThread
+
+from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, render
+from .conftest import CREDENTIALS, HEADER, Badge, run_cli, sandbox_settings
 
 META = "698dae82d30c4f6b3da9dc06"
 FORMULAS = ['=HYPERLINK("http://evil.example/x";"click")', "+918800000000", "-2+3",

@@ -16,6 +16,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+from bulkrevoke.config import Credentials
+from bulkrevoke.model import PendingRow
+from bulkrevoke.sandbox import FaultProfile
+from bulkrevoke.send.client import CapillaryClient
+from bulkrevoke.send.reply import ReplyKind
+
 from .conftest import (
     CREDENTIALS,
     PASSWORD,
@@ -26,12 +33,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.config import Credentials
-from bulkrevoke.ledger import PendingRow
-from bulkrevoke.sandbox import FaultProfile
-from bulkrevoke.send.client import CapillaryClient
-from bulkrevoke.send.reply import ReplyKind
 
 PROXY_USER, PROXY_PASSWORD = "egress", "Pr0xy-s3cret"
 

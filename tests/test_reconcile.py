@@ -4,9 +4,8 @@ from collections import Counter
 import pytest
 
 from bulkrevoke.ledger import Ledger, row_batch
-from bulkrevoke.model import Outcome, Status
+from bulkrevoke.model import Outcome, Status, exit_code
 from bulkrevoke.report.reconcile import REPORT_COLUMNS, Masker, write_reports
-from bulkrevoke.report.summary import exit_code
 
 META = "698dae82d30c4f6b3da9dc06"
 

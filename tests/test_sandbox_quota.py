@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from .test_sandbox import badge, revoke
 
 from bulkrevoke.sandbox import FaultProfile, Sandbox, SandboxSettings, add_sandbox_arguments
 from bulkrevoke.sandbox import settings_from_args as settings_of
 from bulkrevoke.sandbox.overlap import Customer, CustomerLocks
 from bulkrevoke.sandbox.ratelimit import FixedWindowLimit, SlidingWindowLimit, TokenBucketLimit
+
+from .test_sandbox import badge, revoke
 
 BUSY = {
     "code": 521,

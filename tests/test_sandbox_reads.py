@@ -11,10 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from .test_sandbox import CUSTOMER, META, Reply, badge, revoke
 
 from bulkrevoke.sandbox import BadgeKey, Sandbox, SandboxSettings
 from bulkrevoke.sandbox.auth import basic_credentials
+
+from .test_sandbox import CUSTOMER, META, Reply, badge, revoke
 
 OTHER_META = "653de84db3cda7078c7c68ed"
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -13,6 +13,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
+
+from bulkrevoke.sandbox import FaultProfile
+from bulkrevoke.sandbox import auth as sandbox_auth
+
 from .conftest import (
     Badge,
     make_badges,
@@ -21,9 +25,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.sandbox import FaultProfile
-from bulkrevoke.sandbox import auth as sandbox_auth
 
 SECRET_PASSWORD = "Zq9-pw-UNIQUE-7731"
 SECRET_CLIENT = "Cs4-secret-UNIQUE-0452"

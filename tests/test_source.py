@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkrevoke.errors import InputError
-from bulkrevoke.ingest.source import BLANK, open_source
+from bulkrevoke.ingest.reader import open_source
+from bulkrevoke.ingest.source import BLANK
 from bulkrevoke.ingest.validate import validate
 
 META = "698dae82d30c4f6b3da9dc06"

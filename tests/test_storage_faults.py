@@ -8,12 +8,13 @@ import logging
 import sqlite3
 
 import pytest
-from .test_engine import FakeRevoker, _engine, _ledger, _statuses
 
 from bulkrevoke import storage
 from bulkrevoke.errors import StorageError
 from bulkrevoke.logs import run_logging
-from bulkrevoke.send.engine import StopReason
+from bulkrevoke.model import StopReason
+
+from .test_engine import FakeRevoker, _engine, _ledger, _statuses
 
 
 class FullDisk:

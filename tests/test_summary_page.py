@@ -9,11 +9,12 @@ import re
 import struct
 
 import pytest
-from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, render
-from .conftest import ROOT, read_summary, run_cli
 
 from bulkrevoke.report.charts import MAX_BARS, gather
 from bulkrevoke.report.page import render_page
+
+from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, render
+from .conftest import ROOT, read_summary, run_cli
 
 SAMPLE = ROOT / "sample_inputs" / "revocations.csv"
 def _summary(**extra):

@@ -156,8 +156,8 @@ def test_validate_columns_gives_validate_s_verdicts(rows, with_type, default):
 
 
 def test_validate_columns_takes_the_common_rows_without_calling_validate(monkeypatch):
-    from bulkrevoke.ingest import validate as module
     from bulkrevoke._arrays import strings
+    from bulkrevoke.ingest import validate as module
 
     called = []
     real = module.validate

@@ -5,6 +5,15 @@ from __future__ import annotations
 import random
 
 import pytest
+
+from bulkrevoke.config import Credentials, RateLimit, RetryPolicy
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.sandbox import FaultProfile
+from bulkrevoke.send.client import BadgeReading, CapillaryClient
+from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.send.verify import VerifyPlan, select, settle, verify
+
 from .conftest import (
     CREDENTIALS,
     PASSWORD,
@@ -14,14 +23,6 @@ from .conftest import (
     run_cli,
     write_input,
 )
-
-from bulkrevoke.config import Credentials, RateLimit, RetryPolicy
-from bulkrevoke.ledger import Ledger
-from bulkrevoke.sandbox import FaultProfile
-from bulkrevoke.send.client import BadgeReading, CapillaryClient
-from bulkrevoke.send.reply import Reply, ReplyKind
-from bulkrevoke.send.throttle import Throttle
-from bulkrevoke.send.verify import VerifyPlan, select, settle, verify
 
 OK = Reply(ReplyKind.SUCCESS, 200)
 

@@ -9,12 +9,13 @@ import sys
 
 import openpyxl
 import pytest
-from .conftest import CREDENTIALS, Badge, make_badges, read_summary, run_cli, write_input
 
-from bulkrevoke.report import workbook as report_xlsx
 from bulkrevoke.ledger import Ledger, row_batch
+from bulkrevoke.report import workbook as report_xlsx
 from bulkrevoke.report.reconcile import REPORT_COLUMNS, write_reports
 from bulkrevoke.report.workbook import CELL_MAX, ReportWorkbook, ooxml_unescape
+
+from .conftest import CREDENTIALS, Badge, make_badges, read_summary, run_cli, write_input
 
 META = "698dae82d30c4f6b3da9dc06"
 TEXT_COLUMNS = [i for i, name in enumerate(REPORT_COLUMNS)

@@ -18,9 +18,9 @@ from bulkrevoke.ingest.source import (
     Source,
     cell_text,
     error_reason,
-    file_sha256,
     match_columns,
 )
+from bulkrevoke.storage import file_sha256
 
 # --- Parquet, DataFrame -------------------------------------------------------------------
 

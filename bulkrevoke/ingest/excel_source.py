@@ -19,9 +19,9 @@ from bulkrevoke.ingest.source import (
     Source,
     cell_text,
     columns_from_rows,
-    file_sha256,
     match_columns,
 )
+from bulkrevoke.storage import file_sha256
 
 # --- Excel --------------------------------------------------------------------------------
 

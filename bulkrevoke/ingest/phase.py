@@ -9,7 +9,7 @@ from typing import Any
 
 from bulkrevoke.config import RunConfig
 from bulkrevoke.ingest.dedupe import DuplicateFinder
-from bulkrevoke.ingest.source import open_source
+from bulkrevoke.ingest.reader import open_source
 from bulkrevoke.ingest.validate import validate_columns
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.progress import Progress

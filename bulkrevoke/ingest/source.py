@@ -17,15 +17,13 @@ and computes the input's SHA-256 as it goes. The rules all readers share (CONTRA
 from __future__ import annotations
 
 import difflib
-import hashlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bulkrevoke.config import FIELDS, squash
 from bulkrevoke.errors import InputError
-from bulkrevoke.ingest.validate import HEX24, quote_short
+from bulkrevoke.model import FIELDS, squash
 
 Row = tuple[str | None, str | None, str | None, str | None]
 REQUIRED = FIELDS[:3]
@@ -39,7 +37,7 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 BATCH_ROWS = 65_536
 BLANK = " \t\r\n"
-_CSV_KINDS = (".csv", ".tsv", ".txt")
+HEX24 = re.compile(r"[0-9a-fA-F]{24}")  # badgeMetaId, earnedBadgeId
 
 
 #: One batch of records as pyarrow string arrays: badgeMetaId, customerId, earnedBadgeId
@@ -69,54 +67,6 @@ class Source:
             count = len(columns[0])
             lists = [[None] * count if c is None else c.to_pylist() for c in columns]
             yield list(zip(*lists, strict=True))
-
-
-def open_source(
-    source: Any,
-    *,
-    columns: Mapping[str, str] | None = None,
-    delimiter: str | None = None,
-    spool_dir: Path | None = None,
-) -> Source:
-    """Open *source* (a path, ``"-"`` for stdin, or a pandas DataFrame) for streaming.
-
-    Standard input and the unpacked text of a gzip file are spooled, while they are read,
-    to a private file in *spool_dir* (the system's temporary directory if None)."""
-    columns = dict(columns or {})
-    # Each reader is imported when needed: a CSV run never loads openpyxl, and an import
-    # of this module stays cheap.
-    if _is_dataframe(source):
-        from bulkrevoke.ingest.columnar_source import open_dataframe
-
-        return open_dataframe(source, columns)
-    if str(source) == "-":
-        from bulkrevoke.ingest.csv_source import open_stdin
-
-        return open_stdin(columns, delimiter, spool_dir)
-    path = Path(source)
-    name = str(path)
-    if not path.exists():
-        raise InputError(f"{name}: no such file")
-    if path.is_dir():
-        raise InputError(f"{name}: is a directory, not an input file")
-    suffixes = [s.lower() for s in path.suffixes[-2:]]
-    kind = suffixes[-1] if suffixes else ""
-    if kind == ".parquet":
-        from bulkrevoke.ingest.columnar_source import open_parquet
-
-        return open_parquet(path, columns)
-    if kind in (".xlsx", ".xlsm"):
-        from bulkrevoke.ingest.excel_source import open_excel
-
-        return open_excel(path, columns)
-    if kind in _CSV_KINDS or (kind == ".gz" and suffixes[0] in _CSV_KINDS):
-        from bulkrevoke.ingest.csv_source import open_csv
-
-        default = "\t" if ".tsv" in suffixes else None
-        return open_csv(path, name, columns, delimiter or default, spool_dir)
-    raise InputError(
-        f"{name}: unknown input kind {path.suffix or '(no extension)'!r}; "
-        "use .csv, .csv.gz, .tsv, .parquet or .xlsx")
 
 
 # --- header matching ----------------------------------------------------------------------
@@ -199,19 +149,6 @@ def error_reason(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_dataframe(value: Any) -> bool:
-    module = type(value).__module__
-    return module.startswith("pandas") and type(value).__name__ == "DataFrame"
-
-
 def cell_text(value: Any) -> str | None:
     """A spreadsheet or object cell as text; floats keep a form that validation flags."""
     if value is None or (isinstance(value, float) and value != value):
@@ -221,3 +158,9 @@ def cell_text(value: Any) -> str | None:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def quote_short(value: str, limit: int = 40) -> str:
+    """Quote a value for a message, cut short so one bad cell can't flood a log."""
+    text = value if len(value) <= limit else value[:limit] + "…"
+    return repr(text)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bulkrevoke.config import canonical_identifier
+from bulkrevoke.ingest.source import HEX24, quote_short
+from bulkrevoke.model import canonical_identifier
 
 if TYPE_CHECKING:
     from bulkrevoke.ingest.source import Columns
 
-HEX24 = re.compile(r"[0-9a-fA-F]{24}")  # badgeMetaId, earnedBadgeId
 _HEX48 = re.compile(r"[0-9a-fA-F]{48}")
 _MOBILE = re.compile(r"\+?[0-9]{6,15}")
 _SPREADSHEET = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?[eE][+-]?[0-9]+|[+-]?[0-9]+\.[0-9]*")
@@ -112,12 +112,6 @@ def _customer_problem(customer: str, id_type: str) -> tuple[str | None, str | No
     if id_type == "email" and not _EMAIL.fullmatch(customer):
         return "bad_customer_id", "customerId is not an email address (identifier type email)"
     return None, None
-
-
-def quote_short(value: str, limit: int = 40) -> str:
-    """Quote a value for a message, cut short so one bad cell can't flood a log."""
-    text = value if len(value) <= limit else value[:limit] + "…"
-    return repr(text)
 
 
 # --- a batch at a time ------------------------------------------------------------------------

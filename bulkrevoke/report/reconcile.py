@@ -27,7 +27,7 @@ from typing import Any
 
 from bulkrevoke.failpoints import failpoint
 from bulkrevoke.ledger import Ledger
-from bulkrevoke.model import RETRYABLE_STATUSES, Status
+from bulkrevoke.model import RETRYABLE_STATUSES, Status, StopReason
 from bulkrevoke.report.summary import build_summary
 from bulkrevoke.storage import PrivateFile, temp_name, writing
 
@@ -124,7 +124,7 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
     from bulkrevoke._arrays import strings
 
     render = _Renderer(dry_run=bool(meta.get("dry_run")),
-                       stop_note=_STOP_NOTES.get(meta.get("stop_reason") or "", "run ended"),
+                       stop_note=_stop_note(meta.get("stop_reason")),
                        mask=Masker(pii_key) if pii_key is not None else None)
     workbook = _open_workbook(run_dir, temps[WORKBOOK], meta)
     retry = strings(sorted(_RETRY_VALUES))
@@ -195,8 +195,8 @@ def _open_workbook(run_dir: Path, temp: Path, meta: dict[str, Any]) -> Any:
 
 
 def _save_workbook(workbook: Any, temp: Path, summary: dict[str, Any]) -> str:
-    from bulkrevoke.ingest.source import file_sha256
     from bulkrevoke.report.workbook import summary_rows
+    from bulkrevoke.storage import file_sha256
 
     workbook.close(summary_rows(summary))
     return file_sha256(temp)
@@ -385,13 +385,19 @@ _OUTCOME_FIELDS = ("status", "isActive", "errorCode", "errorSource", "errorMessa
                    "httpStatus", "attempts", "requestId", "completedAt")
 _INT_COLUMNS = frozenset({"httpStatus", "attempts", "duplicateOf"})
 _RETRY_VALUES = frozenset(s.value for s in RETRYABLE_STATUSES)
+def _stop_note(stop_reason: str | None) -> str:
+    """What the report says of rows that a stopped run left unsent."""
+    known = {reason.value: reason for reason in StopReason}
+    return _STOP_NOTES.get(known[stop_reason], "run ended") if stop_reason in known else "run ended"
+
+
 _STOP_NOTES = {
-    "auth": "run stopped: authentication failed",
-    "tls": "run stopped: the host's TLS certificate was not trusted",
-    "storage": "run stopped: the run directory could not be written",
-    "proxy_auth": "run stopped: the proxy refused its credentials",
-    "not_api": "run stopped: the host does not answer like the Badges API",
-    "error_rate": "run stopped: too many rows failed",
-    "signal": "run interrupted",
-    "internal": "run stopped by an internal error",
+    StopReason.AUTH: "run stopped: authentication failed",
+    StopReason.TLS: "run stopped: the host's TLS certificate was not trusted",
+    StopReason.STORAGE: "run stopped: the run directory could not be written",
+    StopReason.PROXY_AUTH: "run stopped: the proxy refused its credentials",
+    StopReason.NOT_API: "run stopped: the host does not answer like the Badges API",
+    StopReason.ERROR_RATE: "run stopped: too many rows failed",
+    StopReason.SIGNAL: "run interrupted",
+    StopReason.INTERNAL: "run stopped by an internal error",
 }

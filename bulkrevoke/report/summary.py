@@ -13,7 +13,7 @@ from typing import Any
 
 from bulkrevoke._version import __version__
 from bulkrevoke.ledger import Ledger
-from bulkrevoke.model import CLEAN_STATUSES, Status
+from bulkrevoke.model import Status, exit_code
 
 #: The statuses of rows that were sent and settled (the "sent" of the control totals).
 SENT_STATUSES = ("revoked", "already_inactive", "revoked_unconfirmed", "failed")
@@ -114,27 +114,6 @@ def control_totals(statuses: Mapping[str, int], *, rows: int, sent: int) -> dict
 
 def controls_hold(summary: Mapping[str, Any]) -> bool:
     return all(c.get("holds") for c in (summary.get("controls") or {}).values())
-
-
-#: Stop reasons that end a run with exit code 3 (a safety stop).
-SAFETY_STOPS = frozenset({"auth", "tls", "proxy_auth", "not_api", "error_rate", "storage"})
-
-
-def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
-              stop_reason: str | None, revoked_found_active: bool = False) -> int:
-    """Contract §5, from the report's counts, why the run stopped, and whether the read-back
-    found a revoked row still active (an alarm: exit 1)."""
-    unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)
-    if unfinished and stop_reason == "signal":
-        return 130
-    if unfinished and stop_reason in SAFETY_STOPS:
-        return 3
-    if revoked_found_active:
-        return 1
-    clean = {s.value for s in CLEAN_STATUSES}
-    if dry_run:
-        clean |= {Status.WOULD_REVOKE.value}
-    return 0 if all(s in clean for s, n in statuses.items() if n) else 1
 
 
 def identity_rows(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from bulkrevoke._version import __version__
-from bulkrevoke.config import IDENTIFIER_TYPES, Credentials
+from bulkrevoke.config import Credentials
 from bulkrevoke.errors import SafetyStop
-from bulkrevoke.ledger import PendingRow
-from bulkrevoke.model import ErrorSource
+from bulkrevoke.model import IDENTIFIER_TYPES, ErrorSource, PendingRow
 from bulkrevoke.proxies import Proxy
 from bulkrevoke.send.auth import OAuthTokens, TokenUnavailable, basic_authorization
 from bulkrevoke.send.reply import (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from bulkrevoke.ledger import PendingRow
+from bulkrevoke.model import PendingRow
 
 CustomerKey = tuple[str, str]
 

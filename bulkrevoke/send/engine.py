@@ -33,9 +33,9 @@ from typing import Any
 
 from bulkrevoke.config import RunConfig
 from bulkrevoke.errors import SafetyStop, StorageError
-from bulkrevoke.ledger import Ledger, PendingRow
+from bulkrevoke.ledger import Ledger
 from bulkrevoke.logs import FILE_ONLY
-from bulkrevoke.model import Outcome, Status
+from bulkrevoke.model import Outcome, PendingRow, Status, StopReason
 from bulkrevoke.send.client import Revoker
 from bulkrevoke.send.concurrency import InFlightCap
 from bulkrevoke.send.customers import CustomerWindow
@@ -59,17 +59,6 @@ RESIZE_SECONDS = 0.5
 #: This many answers in a row that are not shaped like the Badges API's (HTML pages, 4xx
 #: without its JSON envelope) stop the run: the host is something else.
 FOREIGN_LIMIT = 20
-
-
-class StopReason:
-    AUTH = "auth"
-    TLS = "tls"
-    PROXY_AUTH = "proxy_auth"
-    NOT_API = "not_api"
-    ERROR_RATE = "error_rate"
-    SIGNAL = "signal"
-    INTERNAL = "internal"
-    STORAGE = "storage"
 
 
 @dataclass

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple, Protocol
 
 from bulkrevoke.config import RetryPolicy
 from bulkrevoke.errors import SafetyStop
-from bulkrevoke.ledger import Ledger, PendingRow
-from bulkrevoke.model import Status
+from bulkrevoke.ledger import Ledger
+from bulkrevoke.model import PendingRow, Status
 from bulkrevoke.send.client import BadgeReading
 from bulkrevoke.send.customers import CustomerWindow
 from bulkrevoke.send.reply import ReplyKind
