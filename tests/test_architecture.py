@@ -23,7 +23,7 @@ def test_the_import_graph_has_no_cycle():
         state[module] = 1
         for imported in sorted(graph.find_modules_directly_imported_by(module)):
             if state.get(imported) == 1:
-                cycles.append(path[path.index(imported):] + [imported])
+                cycles.append([*path[path.index(imported):], imported])
             elif imported not in state:
                 visit(imported, [*path, imported])
         state[module] = 2

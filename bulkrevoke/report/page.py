@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from bulkrevoke.ledger import TIMELINE_SECONDS
+from bulkrevoke.ledger.schema import TIMELINE_SECONDS
 from bulkrevoke.logs import printable
 from bulkrevoke.report.charts import STATUS_COLOURS, Series, bars, gather, status_bar
 from bulkrevoke.report.summary import controls_hold, identity_rows

@@ -26,7 +26,6 @@ import logging
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from bulkrevoke.errors import SafetyStop, StorageError
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.logs import FILE_ONLY
 from bulkrevoke.model import Outcome, PendingRow, Status, StopReason
+from bulkrevoke.send.breakers import ErrorRateBreaker, NotTheApi, describe
 from bulkrevoke.send.client import Revoker
 from bulkrevoke.send.concurrency import InFlightCap
 from bulkrevoke.send.customers import CustomerWindow
@@ -48,17 +48,12 @@ log = logging.getLogger("bulkrevoke")
 #: Outcomes are committed when this many are buffered, or every FLUSH_SECONDS.
 FLUSH_ROWS = 512
 FLUSH_SECONDS = 0.25
-#: The error-rate breaker looks at this many of the most recently finished rows.
-BREAKER_WINDOW = 100
 #: Rows looked ahead for other customers' requests (memory stays flat).
 WINDOW_ROWS = 4096
 #: Rows whose intent is written in one transaction, at the least, when the queue is refilled.
 INTENT_BATCH = 32
 #: The in-flight cap is resized at most this often (seconds).
 RESIZE_SECONDS = 0.5
-#: This many answers in a row that are not shaped like the Badges API's (HTML pages, 4xx
-#: without its JSON envelope) stop the run: the host is something else.
-FOREIGN_LIMIT = 20
 
 
 @dataclass
@@ -104,9 +99,8 @@ class Engine:
         self._unsent: list[PendingRow] = []
         self._waiting: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._recent: deque[bool] = deque(maxlen=BREAKER_WINDOW)
-        self._recent_failed = 0
-        self._foreign = 0  # answers in a row not shaped like the API's
+        self._error_rate = ErrorRateBreaker(config.max_error_rate)
+        self._not_the_api = NotTheApi()
         self._aborted = False
 
     # --- control --------------------------------------------------------------------------
@@ -274,7 +268,7 @@ class Engine:
                 doubt = doubt or doubt_after(reply, attempt)
                 assert isinstance(decision, Retry)
                 log.info("row %d: attempt %d got %s; retrying in %.2fs", row.row, attempt,
-                         _cause(reply), decision.delay)
+                         describe(reply), decision.delay)
                 if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
                     return self._leave_pending(row, doubt)
         except asyncio.CancelledError:
@@ -303,14 +297,8 @@ class Engine:
             self._waiting.discard(task)
 
     def _observe(self, reply: Reply) -> None:
-        if reply.foreign:
-            self._foreign += 1
-            if self._foreign >= FOREIGN_LIMIT:
-                self.request_stop(StopReason.NOT_API, (
-                    f"the host does not answer like the Badges API ({self._foreign} answers in "
-                    f"a row like {_cause(reply)}): check --host"))
-        elif reply.http_status is not None:
-            self._foreign = 0
+        if (reason := self._not_the_api.observe(reply)) is not None:
+            self.request_stop(StopReason.NOT_API, reason)
         if reply.kind is ReplyKind.THROTTLED:
             self.stats.throttled += 1
             self._throttle.on_throttled(reply.retry_after, self._policy.retry_after_cap)
@@ -333,16 +321,8 @@ class Engine:
                         outcome.error_message or "")
         if self._on_outcome is not None:
             self._on_outcome(outcome)
-        failed = outcome.status is Status.FAILED
-        if len(self._recent) == BREAKER_WINDOW and self._recent[0]:
-            self._recent_failed -= 1
-        self._recent.append(failed)
-        self._recent_failed += failed
-        if self._recent_failed > self._config.max_error_rate * BREAKER_WINDOW:
-            self.request_stop(
-                StopReason.ERROR_RATE,
-                f"{self._recent_failed} of the last {len(self._recent)} rows failed "
-                f"(more than --max-error-rate {self._config.max_error_rate:g})")
+        if (reason := self._error_rate.record(outcome.status is Status.FAILED)) is not None:
+            self.request_stop(StopReason.ERROR_RATE, reason)
         if len(self._journal) >= FLUSH_ROWS:
             self._flush()
 
@@ -393,15 +373,6 @@ def _stop_message(reason: str, reply: Reply) -> str:
         return (f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
                 "check the credentials in the environment")
     return f"{reply.error_message}"
-
-
-def _cause(reply: Reply) -> str:
-    """An answer in a few words, for the log: the code, and what it meant."""
-    if reply.http_status is None:
-        return f"{reply.error_code} ({reply.error_message})"
-    if reply.error_message and reply.error_message != f"HTTP {reply.http_status}":
-        return f"HTTP {reply.http_status} {reply.error_code} ({reply.error_message})"
-    return f"HTTP {reply.http_status}"
 
 
 _second_cache: list[Any] = [-1, ""]
