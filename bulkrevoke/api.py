@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from bulkrevoke.config import resolve_config
 from bulkrevoke.errors import BulkRevokeError
 from bulkrevoke.runner import RunResult
-
-#: Flag spellings accepted as keywords besides the contract's names.
-_ALIASES: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "no_progress": ("progress", lambda v: not v), "verbose": ("verbosity", int)}
+from bulkrevoke.settings import ALIASES
 
 
 def revoke(source: Any, **settings: Any) -> RunResult:
@@ -40,10 +36,11 @@ async def revoke_async(source: Any, *, install_signal_handlers: bool = False,
 
 
 def _normalise(settings: dict[str, Any]) -> dict[str, Any]:
+    """Flag spellings (``no_progress=True``, ``verbose=2``) → the settings they set."""
     result = {}
     for name, value in settings.items():
-        if name in _ALIASES and value is not None:
-            target, convert = _ALIASES[name]
+        if name in ALIASES and value is not None:
+            target, convert = ALIASES[name]
             result[target] = convert(value)
         else:
             result[name] = value

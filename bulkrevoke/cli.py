@@ -13,6 +13,7 @@ from typing import Any
 
 from bulkrevoke._version import __version__
 from bulkrevoke.errors import BulkRevokeError
+from bulkrevoke.settings import BY_NAME, for_command, help_text
 
 EPILOG_RUN = """\
 examples:
@@ -66,52 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_connection(parser: argparse.ArgumentParser, *, sandbox: bool) -> None:
-    """Where requests go and at what pace: the flags run and verify share."""
-    target = parser.add_argument_group("where to send")
-    if sandbox:
-        target.add_argument("--sandbox", action="store_true", default=None,
-                            help="run against the embedded Badges API emulator (no credentials)")
-        target.add_argument("--sandbox-state", metavar="FILE",
-                            help="the emulator's initial state (default: INPUT_STEM.state.csv "
-                                 "beside the input, when present)")
-    target.add_argument("--host", metavar="URL_OR_CLUSTER",
-                        help="apac, apac2, eu, us or an https base URL (env BULKREVOKE_HOST)")
-    target.add_argument("--ca-bundle", metavar="FILE", help="extra trusted CA certificates (PEM)")
-    target.add_argument("--proxy", metavar="URL",
-                        help="forward proxy, http://[user:password@]host:port (default: "
-                             "HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names the host)")
-    pace = parser.add_argument_group("pace and retries")
-    pace.add_argument("--rate", metavar="RATE",
-                      help="N/s, N/min or N per second; 'unlimited' (default 100/min, "
-                           "500/s with --sandbox)")
-    pace.add_argument("--concurrency", metavar="N|auto",
-                      help="requests in flight at most, 1 to 256 (default auto: sized from "
-                           "the rate and the observed latency)")
-    pace.add_argument("--max-attempts", metavar="N",
-                      help="attempts per row, the first included (default 6)")
-    pace.add_argument("--timeout", metavar="SECONDS", help="per attempt (default 30)")
-    pace.add_argument("--retry-after-cap", metavar="SECONDS",
-                      help="longest Retry-After honoured (default 300)")
-    pace.add_argument("--row-deadline", metavar="SECONDS",
-                      help="give a row up after this long (default 900)")
-    pace.add_argument("--backoff", metavar="SECONDS",
-                      help="first retry's backoff ceiling, doubled each attempt (default 0.5)")
-    pace.add_argument("--backoff-cap", metavar="SECONDS",
-                      help="largest backoff ceiling (default 30); waits are full-jitter")
-    pace.add_argument("--max-error-rate", metavar="FRACTION",
-                      help="stop when more than this share of the last 100 rows failed "
-                           "(default 0.5)")
-    pace.add_argument("--config", metavar="FILE",
-                      help="TOML settings; precedence: flag > environment > file > default")
-    out = parser.add_argument_group("output")
-    out.add_argument("--no-progress", action="store_true",
-                     help="no progress bar (a progress line is logged every 10 s instead)")
-    out.add_argument("--log-format", choices=["text", "json"], help="run.log and stderr format")
-    out.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
-    out.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
-
-
 def _add_verify(commands: Any) -> None:
     verify = commands.add_parser(
         "verify", help="read a run's rows back from the server",
@@ -122,11 +77,7 @@ def _add_verify(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: bulkrevoke verify reports/fraud-42 --host eu --sample 500")
     verify.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
-    verify.add_argument("--all", dest="verify_all", action="store_true", default=None,
-                        help="check every sent row")
-    verify.add_argument("--sample", metavar="N",
-                        help="revoked rows checked at random (default 100)")
-    _add_connection(verify, sandbox=False)
+    _add_settings(verify, "verify")
 
 
 def _add_run(commands: Any) -> None:
@@ -137,35 +88,21 @@ def _add_run(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
     run.add_argument("input", metavar="INPUT",
                      help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin")
-    _add_connection(run, sandbox=True)
-    data = run.add_argument_group("input")
-    data.add_argument("--identifier", choices=["id", "mobile", "email", "externalId", "cardNumber"],
-                      help="identifier type for rows without an identifierType (default id)")
-    data.add_argument("--column", action="append", metavar="FIELD=HEADER",
-                      help="map a field to the input's header (repeatable), "
-                           "e.g. --column badgeMetaId=meta_id")
-    data.add_argument("--delimiter", metavar="CHAR",
-                      help="force the CSV delimiter (default: detected from the header)")
-    mode = run.add_argument_group("run")
-    mode.add_argument("--out", metavar="DIR",
-                      help="run directory (default reports/YYYYmmdd-HHMMSS-INPUT_STEM)")
-    mode.add_argument("--dry-run", action="store_true", default=None,
-                      help="validate and report, send nothing")
-    mode.add_argument("--resume", action="store_true", default=None,
-                      help="continue the run in --out DIR (same input required)")
-    mode.add_argument("--verify", action="store_true", default=None,
-                      help="when sending ends, read the rows in question and a sample of "
-                           "revoked rows back from the server (see bulkrevoke verify)")
-    mode.add_argument("--sample", metavar="N",
-                      help="with --verify: revoked rows checked at random (default 100)")
-    mode.add_argument("--notify", metavar="URL",
-                      help="post one JSON message to this webhook when the run ends (env "
-                           "BULKREVOKE_NOTIFY_URL); the URL is kept secret")
-    mode.add_argument("--ticket", metavar="TEXT",
-                      help="the change ticket or approval reference, recorded in the summary")
-    mode.add_argument("--mask-pii", action="store_true", default=None,
-                      help="reports carry a keyed hash (key: BULKREVOKE_PII_KEY) instead of "
-                           "email, mobile and cardNumber identifiers")
+    _add_settings(run, "run")
+
+
+def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
+    """The command's flags, from the settings table. Every default is None, so that a
+    flag not given leaves the environment, the config file or the default to speak."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for setting in for_command(command):
+        if setting.group not in groups:
+            groups[setting.group] = parser.add_argument_group(setting.group)
+        options: dict[str, Any] = {"dest": setting.name, "action": setting.action,
+                                   "default": None, "help": help_text(setting).replace("%", "%%")}
+        if setting.action in ("store", "append"):
+            options.update(metavar=setting.metavar, choices=setting.choices)
+        groups[setting.group].add_argument(*setting.flags, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,15 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     from bulkrevoke.config import resolve_config
     from bulkrevoke.runner import run
 
-    settings = {
-        name: getattr(args, name)
-        for name in ("out", "sandbox", "sandbox_state", "host", "rate", "concurrency",
-                     "max_attempts", "timeout", "identifier", "column", "dry_run", "resume",
-                     "max_error_rate", "delimiter", "config", "ca_bundle", "proxy", "mask_pii",
-                     "log_format", "retry_after_cap", "row_deadline", "backoff", "backoff_cap",
-                     "ticket", "verify", "sample", "notify")
-    }
-    config = resolve_config(args.input, {**settings, **_output_settings(args)})
+    config = resolve_config(args.input, _settings(args, "run"))
     _lean_memory_pool()
     from bulkrevoke import loops
 
@@ -224,8 +153,12 @@ def _run(args: argparse.Namespace) -> int:
     return int(result.exit_code)
 
 
-def _output_settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"progress": not args.no_progress, "verbosity": -1 if args.quiet else args.verbose}
+def _settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The settings *command*'s flags gave (None: not given), for resolve_config."""
+    settings = {s.name: getattr(args, s.name) for s in for_command(command) if s.keyword}
+    if args.quiet:
+        settings["verbosity"] = -1
+    return settings
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -233,15 +166,11 @@ def _verify(args: argparse.Namespace) -> int:
     from bulkrevoke.config import resolve_config
     from bulkrevoke.runner import verify_run
 
-    settings = {name: getattr(args, name)
-                for name in ("host", "ca_bundle", "proxy", "rate", "concurrency", "max_attempts",
-                             "timeout", "retry_after_cap", "row_deadline", "backoff",
-                             "backoff_cap", "max_error_rate", "config", "log_format",
-                             "verify_all", "sample")}
+    settings = _settings(args, "verify")
     run_dir = Path(args.run_dir)
-    if not args.host and not os.environ.get("BULKREVOKE_HOST"):
+    if not args.host and not os.environ.get(str(BY_NAME["host"].env)):
         settings["host"] = _host_of(run_dir)  # the host the run was sent to
-    config = resolve_config(None, {**settings, **_output_settings(args), "verify": True})
+    config = resolve_config(None, {**settings, "verify": True})
     result = loops.run(verify_run(config, run_dir))
     if not args.quiet:
         from bulkrevoke.report.summary_text import format_summary

@@ -136,3 +136,16 @@ def test_concurrency_is_a_number_or_auto(value, expected):
 def test_concurrency_out_of_range_is_refused(value):
     with pytest.raises(ConfigError, match="--concurrency"):
         resolve_config("x.csv", {"host": "eu", "concurrency": value}, {})
+
+
+@pytest.mark.parametrize("value", ["abc", "", "1.5"])
+def test_max_error_rate_not_a_fraction_is_one_line(value):
+    with pytest.raises(ConfigError, match=r"--max-error-rate: .* is not a fraction between 0 and 1"):
+        resolve_config("x.csv", {"host": "eu", "max_error_rate": value}, {})
+
+
+def test_a_bad_file_value_names_the_flag(tmp_path):
+    config_file = tmp_path / "c.toml"
+    config_file.write_text('host = "eu"\nrow_deadline = "soon"\n')
+    with pytest.raises(ConfigError, match=r"^--row-deadline: 'soon' is not a number of seconds$"):
+        resolve_config("x.csv", {"config": str(config_file)}, {})
