@@ -252,16 +252,16 @@ def test_no_python_code_runs_on_the_readers_thread(tmp_path: Path, monkeypatch: 
     # Python file object), a read still pending when an input error abandons the reader
     # could run while tracemalloc is being stopped or the interpreter is exiting, and
     # crash the process. So every byte is read by pyarrow from the file itself.
-    from bulkrevoke.ingest import csv_source
+    from bulkrevoke.ingest import csv_header
 
     threads: set[int] = set()
-    original = csv_source._HashingReader.readinto
+    original = csv_header.HashingReader.readinto
 
     def readinto(self: Any, buffer: Any) -> int:
         threads.add(threading.get_ident())
         return original(self, buffer)
 
-    monkeypatch.setattr(csv_source._HashingReader, "readinto", readinto)
+    monkeypatch.setattr(csv_header.HashingReader, "readinto", readinto)
     good = f"{META},1,{earned(1)}\n"
     for name, data in [("in.csv", (f"{HEADER}\n" + good * 80_000).encode()),
                        ("in.csv.gz", gzip.compress((f"{HEADER}\n" + good * 80_000).encode()))]:
