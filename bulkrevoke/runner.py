@@ -1,4 +1,4 @@
-"""One run, start to end: ingest → send → reconcile (see DESIGN.md).
+"""One run, start to end: ingest → send → reconcile (see docs/design.md).
 
 1. ingest: one streaming pass validates every record into the ledger (and hashes the
    input), so a file that can't be read to its end stops the run before any request.

@@ -107,7 +107,7 @@ def test_quiet_prints_nothing_on_success(tmp_path):
     assert result.returncode == 1 and result.stderr == ""
 
 
-CONTRACT_FLAGS = [
+DOCUMENTED_FLAGS = [
     "--out", "--sandbox", "--host", "--rate", "--concurrency", "--max-attempts", "--timeout",
     "--identifier", "--column", "--dry-run", "--resume", "--max-error-rate", "--delimiter",
     "--config", "--ca-bundle", "--mask-pii", "--no-progress", "--log-format", "-v", "-q",
@@ -119,7 +119,7 @@ def test_every_flag_has_help_and_examples():
     from bulkrevoke.cli import build_parser
 
     run_help = run_cli("run", "--help").stdout
-    for flag in CONTRACT_FLAGS:
+    for flag in DOCUMENTED_FLAGS:
         assert re.search(rf"(^|\s|,){re.escape(flag)}[\s,]", run_help), flag
     assert "examples:" in run_help and "exit codes:" in run_help
     parser = build_parser()

@@ -1,4 +1,4 @@
-"""Row-level validation: the contract's codes, in the order they are checked, and messages
+"""Row-level validation: the README's codes (*Input*), in the order they are checked, and messages
 that never quote a customer identifier."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_fields_are_trimmed_and_the_identifier_type_spelled_canonically() -> Non
     ((META, "jane.example.com", EARNED, "email"), "bad_customer_id"),
     ((META, "jane@localhost", EARNED, "email"), "bad_customer_id"),
 ])
-def test_each_contract_code(fields: tuple[str | None, ...], expected: str) -> None:
+def test_each_code_the_readme_lists(fields: tuple[str | None, ...], expected: str) -> None:
     assert validate(*fields, "id").error_code == expected
 
 

@@ -1,4 +1,4 @@
-"""Duplicate rows (CONTRACT §3): a valid row whose four fields equal an earlier valid row's.
+"""Duplicate rows (README.md, *Input*): a valid row whose four fields equal an earlier valid row's.
 
 Found with memory that does not grow with the input, in two steps:
 

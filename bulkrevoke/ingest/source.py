@@ -2,7 +2,7 @@
 
 Every reader yields batches of ``(badgeMetaId, customerId, earnedBadgeId,
 identifierType)`` text tuples, in file order, without holding the file in memory,
-and computes the input's SHA-256 as it goes. The rules all readers share (CONTRACT §3):
+and computes the input's SHA-256 as it goes. The rules all readers share (README.md, *Input*):
 
 - headers match case-insensitively, ignoring ``_``, ``-`` and spaces; ``--column`` maps
   a field to a header of the operator's choosing;
@@ -76,7 +76,7 @@ def normalize_header(header: str) -> str:
 
 
 def match_columns(name: str, headers: Sequence[str], mapping: Mapping[str, str]) -> list[int | None]:
-    """Position of each contract field among *headers* (identifierType may be absent)."""
+    """Position of each input field among *headers* (identifierType may be absent)."""
     by_norm: dict[str, list[int]] = {}
     for index, header in enumerate(headers):
         by_norm.setdefault(normalize_header(header), []).append(index)
@@ -112,7 +112,7 @@ def _missing_column_message(
     delimiter = _better_delimiter(normalize_header(wanted), headers)
     if delimiter:
         return f"{message}; is the delimiter right? (--delimiter {delimiter})"
-    # Only headers that no contract field claims are worth suggesting.
+    # Only headers that no input field claims are worth suggesting.
     claimed = {normalize_header(mapping.get(f, f)) for f in FIELDS}
     spare = [h for h in headers if normalize_header(h) not in claimed]
     close = difflib.get_close_matches(

@@ -1,4 +1,4 @@
-"""Row-level validation (contract §3): a record either becomes a job to send or an
+"""Row-level validation (README.md, *Input*): a record either becomes a job to send or an
 ``invalid`` outcome with a code and a message an operator can act on.
 
 Called once per input record (ten million of them, at times), so the common valid

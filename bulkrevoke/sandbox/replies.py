@@ -17,7 +17,7 @@ from aiohttp import web
 
 JSON = "application/json"
 
-# Codes and messages of the Badges API (see CONTRACT.md section 1).
+# Codes and messages of the Badges API (README.md, *The sandbox*).
 NOT_ACTIVE = (814, "Active earn instance is not present")
 EARN_ID_MANDATORY = (813, "EarnId is mandatory")
 META_ID_MANDATORY = (715, "Badge meta id is mandatory")

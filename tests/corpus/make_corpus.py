@@ -54,7 +54,7 @@ def _csv(lines: list[str], *, newline: str = "\n") -> bytes:
 
 def _awkward() -> Case:
     """Semicolons, BOM, CRLF, padded headers and values, blank and delimiter-only lines,
-    quoted delimiters and line breaks, and every row-level code of the contract."""
+    quoted delimiters and line breaks, and every row-level code the README lists."""
     e = earned
     lines = [
         "\ufeff Badge Meta ID ; customer_id ;EARNED-BADGE-ID; identifier type ;note",
