@@ -1,4 +1,8 @@
-"""Shared helpers: the real CLI in a subprocess, the real sandbox on loopback."""
+"""Shared helpers: the real CLI in a subprocess, the real sandbox on loopback.
+
+The sandbox (aiohttp and its server) is imported only by the helpers that start one, so a
+test that needs none (most unit tests) does not pay for it, and collecting this file stays
+cheap."""
 
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bulkrevoke.sandbox import BadgeKey, SandboxSettings, SandboxThread
+if TYPE_CHECKING:
+    from bulkrevoke.sandbox import BadgeKey, SandboxSettings, SandboxThread
 
 ROOT = Path(__file__).resolve().parent.parent
 USERNAME, PASSWORD = "till-7", "Pw-test-4f1d"
@@ -52,6 +58,8 @@ class Badge:
 
     @property
     def key(self) -> BadgeKey:
+        from bulkrevoke.sandbox import BadgeKey
+
         return BadgeKey(self.badge_meta_id, self.identifier_type, self.customer_id,
                         self.earned_badge_id)
 
@@ -83,6 +91,8 @@ def write_input(path: Path, badges: list[Badge], extra_rows: list[list[str]] = (
 
 
 def sandbox_settings(badges: list[Badge], **overrides) -> SandboxSettings:
+    from bulkrevoke.sandbox import SandboxSettings
+
     overrides.setdefault("username", USERNAME)
     overrides.setdefault("password", PASSWORD)
     return SandboxSettings(state={b.key: b.active for b in badges}, **overrides)
@@ -100,6 +110,8 @@ def read_summary(run_dir: Path) -> dict:
 @pytest.fixture
 def sandbox_for():
     """Start a real sandbox on loopback for a list of badges; stopped after the test."""
+    from bulkrevoke.sandbox import SandboxThread
+
     started: list[SandboxThread] = []
 
     def start(badges: list[Badge], **overrides) -> SandboxThread:

@@ -169,8 +169,14 @@ async def test_an_internal_error_stops_the_run_instead_of_hanging(tmp_path):
     assert ledger.pending_count() == 200
 
 
-@pytest.mark.parametrize("kind", [ReplyKind.SUCCESS, ReplyKind.NOT_ACTIVE])
-async def test_outcomes_are_flushed_with_counters(tmp_path, kind):
+@pytest.mark.parametrize(("kind", "status"), [(ReplyKind.SUCCESS, "revoked"),
+                                             (ReplyKind.NOT_ACTIVE, "already_inactive")])
+async def test_outcomes_are_flushed_with_counters(tmp_path, kind, status):
     ledger = _ledger(tmp_path, 10)
     await _engine(ledger, FakeRevoker(default=kind)).run()
-    assert ledger.counters()["requests"] == 10
+    assert set(_statuses(ledger).values()) == {status} and ledger.in_doubt_count() == 0
+    assert ledger.counters() == {"requests": 10}  # no retries, nothing throttled
+    # Outcomes and counters are written in the same transactions: the timeline, which each
+    # flush adds both to, holds all ten rows finished and all ten requests.
+    finished, requests = (sum(bucket[i] for bucket in ledger.timeline()) for i in (1, 3))
+    assert (finished, requests) == (10, 10)

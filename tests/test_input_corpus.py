@@ -11,7 +11,6 @@ import csv
 import importlib.util
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,6 @@ class Outcome:
     path: Path
     out: Path
     process: subprocess.CompletedProcess[str]
-    seconds: float
 
 
 def _run(case: Any, directory: Path) -> Outcome:
@@ -47,12 +45,11 @@ def _run(case: Any, directory: Path) -> Outcome:
     out = directory / f"run-{case.name}"
     command = [sys.executable, "-m", "bulkrevoke", "run", "-" if case.stdin else str(path),
                "--dry-run", "--out", str(out), "--no-progress", *case.args]
-    started = time.monotonic()
     process = subprocess.run(
         command, input=path.read_text("utf-8") if case.stdin else None, capture_output=True,
         text=True, encoding="utf-8", errors="replace", timeout=case.timeout,
         stdin=None if case.stdin else subprocess.DEVNULL)
-    return Outcome(path, out, process, time.monotonic() - started)
+    return Outcome(path, out, process)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +58,6 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         runs = {case.name: pool.submit(_run, case, directory) for case in CASES}
         return {name: run.result() for name, run in runs.items()}
-
-
-def test_the_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 25
-    assert len({case.name for case in CASES}) == len(CASES)
-    assert sum(case.exit_code == 2 for case in CASES) >= 15
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -9,7 +9,6 @@ import hashlib
 import io
 import sys
 import threading
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -231,17 +230,15 @@ def test_a_short_record_late_in_a_big_file(tmp_path: Path) -> None:
     assert "record 100,001 (line 100,002) has 2 fields" in error_of(path)
 
 
-def test_a_fifty_megabyte_field_fails_fast(tmp_path: Path) -> None:
+def test_a_fifty_megabyte_field_is_refused_without_being_held_whole(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", f"{HEADER}\n{META},1,{earned(1)}\n".encode()
                  + b"9" * (50 << 20) + b",1,2\n")
-    started = time.monotonic()
     tracemalloc.start()
     try:
         message = error_of(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - started < 10
     assert peak < 32 << 20  # the field is never held whole, not even to say where it is
     assert "record 2 (line 3) is larger than 256 KiB" in message
     assert "999" not in message
