@@ -9,7 +9,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from bulkrevoke.report.reconcile import REPORT_COLUMNS
+from bulkrevoke.report.render import REPORT_COLUMNS
 
 from .conftest import (
     CREDENTIALS,

@@ -17,7 +17,7 @@ import pytest
 import bulkrevoke
 from bulkrevoke.model import Outcome, Status
 from bulkrevoke.progress import Progress
-from bulkrevoke.report.reconcile import REPORT_COLUMNS
+from bulkrevoke.report.render import REPORT_COLUMNS
 from bulkrevoke.report.summary_text import format_summary
 
 from .conftest import ROOT, cli_env, make_badges, read_report, run_cli, write_input

@@ -5,7 +5,8 @@ import pytest
 
 from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.model import Outcome, Status, exit_code
-from bulkrevoke.report.reconcile import REPORT_COLUMNS, Masker, write_reports
+from bulkrevoke.report.reconcile import write_reports
+from bulkrevoke.report.render import REPORT_COLUMNS, Masker
 
 META = "698dae82d30c4f6b3da9dc06"
 

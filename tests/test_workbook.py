@@ -12,7 +12,8 @@ import pytest
 
 from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.report import workbook as report_xlsx
-from bulkrevoke.report.reconcile import REPORT_COLUMNS, write_reports
+from bulkrevoke.report.reconcile import write_reports
+from bulkrevoke.report.render import REPORT_COLUMNS
 from bulkrevoke.report.workbook import CELL_MAX, ReportWorkbook, ooxml_unescape
 
 from .conftest import CREDENTIALS, Badge, make_badges, read_summary, run_cli, write_input
