@@ -34,9 +34,17 @@ __all__ = [
 ]
 
 _HOMES = {
-    "revoke": "api", "revoke_async": "api", "RateLimit": "config", "RetryPolicy": "config",
-    "RunConfig": "config", "BulkRevokeError": "errors", "ConfigError": "errors",
-    "InputError": "errors", "SafetyStop": "errors", "Status": "model", "RunResult": "runner",
+    "revoke": "api",
+    "revoke_async": "api",
+    "RateLimit": "config",
+    "RetryPolicy": "config",
+    "RunConfig": "config",
+    "BulkRevokeError": "errors",
+    "ConfigError": "errors",
+    "InputError": "errors",
+    "SafetyStop": "errors",
+    "Status": "model",
+    "RunResult": "runner",
 }
 
 

@@ -51,8 +51,9 @@ def strings(values: Sequence[str | None]) -> Any:
     encoded = [b"" if v is None else v.encode("utf-8") for v in values]
     offsets = string_offsets(np.fromiter(map(len, encoded), np.int64, len(encoded)))
     validity, nulls = _validity([v is None for v in values])
-    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets),
-                                       pa.py_buffer(b"".join(encoded)), validity, nulls)
+    return pa.StringArray.from_buffers(
+        len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)), validity, nulls
+    )
 
 
 def repeated(value: str, count: int) -> Any:
@@ -60,14 +61,17 @@ def repeated(value: str, count: int) -> Any:
     data = value.encode("utf-8")
     _check_total(len(data) * count)  # before the text is built
     offsets = np.arange(count + 1, dtype=np.int64) * len(data)
-    return pa.StringArray.from_buffers(count, pa.py_buffer(offsets.astype(np.int32)),
-                                       pa.py_buffer(data * count))
+    return pa.StringArray.from_buffers(
+        count, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data * count)
+    )
 
 
 def _check_total(size: int) -> None:
     if size > MAX_STRING_BYTES:
-        raise OverflowError(f"{size:,} bytes of text in one string array; its 32-bit offsets "
-                            f"hold at most {MAX_STRING_BYTES:,}")
+        raise OverflowError(
+            f"{size:,} bytes of text in one string array; its 32-bit offsets "
+            f"hold at most {MAX_STRING_BYTES:,}"
+        )
 
 
 def scalar(value: str) -> Any:
@@ -84,8 +88,9 @@ def mask_at(positions: Sequence[int], count: int) -> Any:
 
 def mask_from_numpy(where: Any) -> Any:
     """A numpy bool array as a pyarrow boolean array."""
-    return pa.Array.from_buffers(pa.bool_(), len(where),
-                                 [None, pa.py_buffer(np.packbits(where, bitorder="little"))])
+    return pa.Array.from_buffers(
+        pa.bool_(), len(where), [None, pa.py_buffer(np.packbits(where, bitorder="little"))]
+    )
 
 
 def true_only(mask: Any) -> Any:
@@ -109,12 +114,12 @@ def int64_from_numpy(values: Any) -> Any:
 def int_range(first: int, count: int) -> Any:
     """first, first + 1, …, as an int64 array."""
     return pa.Array.from_buffers(
-        pa.int64(), count, [None, pa.py_buffer(np.arange(first, first + count, dtype=np.int64))])
+        pa.int64(), count, [None, pa.py_buffer(np.arange(first, first + count, dtype=np.int64))]
+    )
 
 
 def bools(values: Sequence[bool | None]) -> Any:
-    bits = np.packbits(np.fromiter((bool(v) for v in values), np.bool_, len(values)),
-                       bitorder="little")
+    bits = np.packbits(np.fromiter((bool(v) for v in values), np.bool_, len(values)), bitorder="little")
     validity, nulls = _validity([v is None for v in values])
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)], nulls)
 

@@ -7,8 +7,9 @@ from importlib import import_module
 from typing import Any
 
 
-def lazy_exports(package: str, namespace: dict[str, Any], homes: Mapping[str, str]
-                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, namespace: dict[str, Any], homes: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``__getattr__`` and ``__dir__`` for *package*: each name in *homes* is imported
     from its submodule the first time it is asked for, then kept in *namespace*."""
 

@@ -23,11 +23,11 @@ def revoke(source: Any, **settings: Any) -> RunResult:
         return asyncio.run(revoke_async(source, **settings))
     raise BulkRevokeError(
         "bulkrevoke.revoke() can't run inside a running event loop (Jupyter, async code); "
-        "use: result = await bulkrevoke.revoke_async(...)")
+        "use: result = await bulkrevoke.revoke_async(...)"
+    )
 
 
-async def revoke_async(source: Any, *, install_signal_handlers: bool = False,
-                       **settings: Any) -> RunResult:
+async def revoke_async(source: Any, *, install_signal_handlers: bool = False, **settings: Any) -> RunResult:
     """``revoke`` for code already inside an event loop."""
     from bulkrevoke import runner
 

@@ -40,54 +40,71 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_verify(commands)
     sandbox = commands.add_parser(
-        "sandbox", help="serve the Badges API emulator on loopback",
+        "sandbox",
+        help="serve the Badges API emulator on loopback",
         description="Serve the Badges API emulator (state, auth, faults) until interrupted. "
-                    "Credentials come from the same environment variables as for run.",
+        "Credentials come from the same environment variables as for run.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="example: bulkrevoke sandbox --port 8080 --state sample_inputs/revocations.state.csv"
-               " --throttle 0.05 --drop 0.01")
+        " --throttle 0.05 --drop 0.01",
+    )
     from .sandbox.args import add_sandbox_arguments
 
     add_sandbox_arguments(sandbox)
     report = commands.add_parser(
-        "report", help="rebuild a run's report files from its ledger",
+        "report",
+        help="rebuild a run's report files from its ledger",
         description="Write report.csv, report.parquet, failed.csv and summary.json again "
-                    "from RUN_DIR/ledger.sqlite.",
-        epilog="example: bulkrevoke report reports/20261128-101500-revocations")
+        "from RUN_DIR/ledger.sqlite.",
+        epilog="example: bulkrevoke report reports/20261128-101500-revocations",
+    )
     report.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
     history = commands.add_parser(
-        "history", help="list the runs in a reports folder, newest first",
+        "history",
+        help="list the runs in a reports folder, newest first",
         description="List the runs in REPORTS_DIR, newest first: run id, start, operator, "
-                    "ticket, input, host, counts, exit code and whether it was verified.",
+        "ticket, input, host, counts, exit code and whether it was verified.",
         epilog="examples:\n  bulkrevoke history\n  bulkrevoke history /data/bulkrevoke --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    history.add_argument("reports_dir", metavar="REPORTS_DIR", nargs="?", default="reports",
-                         help="the folder holding run directories (default reports)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    history.add_argument(
+        "reports_dir",
+        metavar="REPORTS_DIR",
+        nargs="?",
+        default="reports",
+        help="the folder holding run directories (default reports)",
+    )
     history.add_argument("--json", action="store_true", help="one JSON array, for programs")
     return parser
 
 
 def _add_verify(commands: Any) -> None:
     verify = commands.add_parser(
-        "verify", help="read a run's rows back from the server",
+        "verify",
+        help="read a run's rows back from the server",
         description="Read back from the server each failed, revoked_unconfirmed and "
-                    "not_attempted row of RUN_DIR and a random sample of its revoked rows "
-                    "(every sent row with --all); write the report again with the verified "
-                    "and verifiedAt columns. Exit 1 when a revoked row is still active.",
+        "not_attempted row of RUN_DIR and a random sample of its revoked rows "
+        "(every sent row with --all); write the report again with the verified "
+        "and verifiedAt columns. Exit 1 when a revoked row is still active.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: bulkrevoke verify reports/fraud-42 --host eu --sample 500")
+        epilog="example: bulkrevoke verify reports/fraud-42 --host eu --sample 500",
+    )
     verify.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
     _add_settings(verify, "verify")
 
 
 def _add_run(commands: Any) -> None:
     run = commands.add_parser(
-        "run", help="revoke the earned badges listed in INPUT",
+        "run",
+        help="revoke the earned badges listed in INPUT",
         description="Read INPUT, validate every row, revoke the valid ones and write the "
-                    "per-row report into the run directory.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_RUN)
-    run.add_argument("input", metavar="INPUT",
-                     help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin")
+        "per-row report into the run directory.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_RUN,
+    )
+    run.add_argument(
+        "input", metavar="INPUT", help=".csv, .csv.gz, .tsv, .parquet or .xlsx file; - reads CSV from stdin"
+    )
     _add_settings(run, "run")
 
 
@@ -98,8 +115,12 @@ def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
     for setting in for_command(command):
         if setting.group not in groups:
             groups[setting.group] = parser.add_argument_group(setting.group)
-        options: dict[str, Any] = {"dest": setting.name, "action": setting.action,
-                                   "default": None, "help": help_text(setting).replace("%", "%%")}
+        options: dict[str, Any] = {
+            "dest": setting.name,
+            "action": setting.action,
+            "default": None,
+            "help": help_text(setting).replace("%", "%%"),
+        }
         if setting.action in ("store", "append"):
             options.update(metavar=setting.metavar, choices=setting.choices)
         groups[setting.group].add_argument(*setting.flags, **options)
@@ -147,9 +168,16 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from bulkrevoke.report.summary_text import format_summary
 
-        print(format_summary(result.summary, result.run_dir, rerun_args=_target_args(args),
-                             input_arg=args.input, stop_message=result.stop_message),
-              file=sys.stderr)
+        print(
+            format_summary(
+                result.summary,
+                result.run_dir,
+                rerun_args=_target_args(args),
+                input_arg=args.input,
+                stop_message=result.stop_message,
+            ),
+            file=sys.stderr,
+        )
     return int(result.exit_code)
 
 
@@ -175,8 +203,7 @@ def _verify(args: argparse.Namespace) -> int:
     if not args.quiet:
         from bulkrevoke.report.summary_text import format_summary
 
-        print(format_summary(result.summary, result.run_dir, rerun_args=[], input_arg=None),
-              file=sys.stderr)
+        print(format_summary(result.summary, result.run_dir, rerun_args=[], input_arg=None), file=sys.stderr)
     return int(result.exit_code)
 
 
@@ -188,11 +215,12 @@ def _host_of(run_dir: Path) -> str | None:
     try:
         host = read_meta(run_dir / rundir.LEDGER).get("host")
     except (OSError, ValueError, sqlite3.Error):
-        raise RunDirError(f"{run_dir}: no readable {rundir.LEDGER} here; is this a run "
-                          "directory?") from None
+        raise RunDirError(f"{run_dir}: no readable {rundir.LEDGER} here; is this a run directory?") from None
     if host == "sandbox":
-        raise RunDirError(f"{run_dir} ran against the in-process sandbox, which ended with it: "
-                          "verify such a run with run --sandbox --verify")
+        raise RunDirError(
+            f"{run_dir} ran against the in-process sandbox, which ended with it: "
+            "verify such a run with run --sandbox --verify"
+        )
     return str(host) if host else None
 
 
@@ -235,6 +263,5 @@ def _report(run_dir: Path) -> int:
     with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
         pii = os.environ.get("BULKREVOKE_PII_KEY") if ledger.meta().get("mask_pii") else None
         summary = write_reports(ledger, run_dir, pii_key=pii.encode() if pii else None)
-    print(f"bulkrevoke: wrote the report files of {run_dir} ({summary['rows']:,} rows)",
-          file=sys.stderr)
+    print(f"bulkrevoke: wrote the report files of {run_dir} ({summary['rows']:,} rows)", file=sys.stderr)
     return 0

@@ -48,10 +48,27 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "CLUSTERS", "DEFAULT_REAL_RATE", "DEFAULT_RETRY", "DEFAULT_SANDBOX_RATE", "LOG_FORMATS",
-    "MAX_CONCURRENCY", "TICKET_MAX", "Credentials", "RateLimit", "RetryPolicy", "RunConfig",
-    "Webhook", "check_ca_bundle", "is_loopback", "load_config_file", "parse_columns",
-    "parse_identifier", "parse_rate", "parse_ticket", "parse_webhook", "resolve_config",
+    "CLUSTERS",
+    "DEFAULT_REAL_RATE",
+    "DEFAULT_RETRY",
+    "DEFAULT_SANDBOX_RATE",
+    "LOG_FORMATS",
+    "MAX_CONCURRENCY",
+    "TICKET_MAX",
+    "Credentials",
+    "RateLimit",
+    "RetryPolicy",
+    "RunConfig",
+    "Webhook",
+    "check_ca_bundle",
+    "is_loopback",
+    "load_config_file",
+    "parse_columns",
+    "parse_identifier",
+    "parse_rate",
+    "parse_ticket",
+    "parse_webhook",
+    "resolve_config",
     "resolve_host",
 ]
 
@@ -109,8 +126,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         mode = file.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
-                f"--config: {file} holds credentials but others may read it; "
-                f"run: chmod 600 {file}"
+                f"--config: {file} holds credentials but others may read it; run: chmod 600 {file}"
             )
     return data
 
@@ -120,8 +136,7 @@ class _Sources:
     environment, the config file; else the table's default. Read on demand, so that
     resolve_config checks settings in its own order and skips those a run doesn't use."""
 
-    def __init__(self, given: Mapping[str, Any], env: Mapping[str, str],
-                 file: Mapping[str, Any]) -> None:
+    def __init__(self, given: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]) -> None:
         self.given, self.env, self.file = given, env, file
 
     def raw(self, name: str) -> Any:
@@ -164,9 +179,13 @@ def resolve_config(
     unset_rate = values.raw("rate") is None
     rate = DEFAULT_SANDBOX_RATE if sandbox and unset_rate else value("rate")
     retry = RetryPolicy(
-        max_attempts=value("max_attempts"), timeout=value("timeout"),
-        retry_after_cap=value("retry_after_cap"), row_deadline=value("row_deadline"),
-        base_delay=value("backoff"), max_delay=value("backoff_cap"))
+        max_attempts=value("max_attempts"),
+        timeout=value("timeout"),
+        retry_after_cap=value("retry_after_cap"),
+        row_deadline=value("row_deadline"),
+        base_delay=value("backoff"),
+        max_delay=value("backoff_cap"),
+    )
     max_error_rate, delimiter = value("max_error_rate"), value("delimiter")
     log_format, ca_bundle = value("log_format"), value("ca_bundle")
     # The sandbox is on loopback, in this process: no proxy can reach it.
@@ -174,8 +193,12 @@ def resolve_config(
     mask_pii, pii_key = value("mask_pii"), value("pii_key")
     if mask_pii and not pii_key:
         raise ConfigError("--mask-pii needs a secret key in BULKREVOKE_PII_KEY to hash identifiers")
-    credentials = Credentials(username=value("username"), password=value("password"),
-                              client_key=value("client_key"), client_secret=value("client_secret"))
+    credentials = Credentials(
+        username=value("username"),
+        password=value("password"),
+        client_key=value("client_key"),
+        client_secret=value("client_secret"),
+    )
     return RunConfig(
         source=source,
         out=value("out"),

@@ -29,8 +29,7 @@ LOGGER = "bulkrevoke"
 #: ``extra=FILE_ONLY``: the record goes to run.log, not stderr (where the command line
 #: says the same thing once, in its own words).
 FILE_ONLY = {"file_only": True}
-_RESERVED = (set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-             | {"message", "asctime", "file_only"})
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "file_only"}
 
 
 def printable(text: str) -> str:
@@ -39,8 +38,7 @@ def printable(text: str) -> str:
     ``\\x1b``, ``\\u202e``), as ``repr`` does."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class SafeTextFormatter(logging.Formatter):
@@ -56,8 +54,7 @@ class SafeTextFormatter(logging.Formatter):
             record.message = message
 
     def formatException(self, ei: Any) -> str:
-        return "\n".join("    " + printable(line)
-                         for line in super().formatException(ei).splitlines())
+        return "\n".join("    " + printable(line) for line in super().formatException(ei).splitlines())
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,7 +67,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "event": record.getMessage(),
             "run_id": self._run_id,
@@ -89,8 +87,11 @@ class TextFormatter(SafeTextFormatter):
         super().__init__("%(asctime)s %(levelname)s " + safe_id + " %(message)s")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(
-            timespec="milliseconds").replace("+00:00", "Z")
+        return (
+            datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
 
 
 class RunLogFile(logging.FileHandler):
@@ -124,12 +125,12 @@ class RunLogFile(logging.FileHandler):
 
 
 @contextmanager
-def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
-                stderr: bool = True) -> Iterator[RunLogFile]:
+def run_logging(
+    run_dir: Path, run_id: str, *, log_format: str, verbosity: int, stderr: bool = True
+) -> Iterator[RunLogFile]:
     """Attach run.log (always INFO and up) and a stderr handler for the run's duration."""
     logger = logging.getLogger(LOGGER)
-    formatter: logging.Formatter = (
-        JsonFormatter(run_id) if log_format == "json" else TextFormatter(run_id))
+    formatter: logging.Formatter = JsonFormatter(run_id) if log_format == "json" else TextFormatter(run_id)
     path = run_dir / LOG
     with writing("the log", run_dir):
         if not path.exists():
@@ -140,10 +141,14 @@ def run_logging(run_dir: Path, run_id: str, *, log_format: str, verbosity: int,
     handlers: list[logging.Handler] = [file_handler]
     if stderr:
         console = logging.StreamHandler(sys.stderr)
-        console.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
-            max(-1, min(verbosity, 2)), logging.DEBUG))
-        console.setFormatter(formatter if log_format == "json" else SafeTextFormatter(
-            "bulkrevoke: %(message)s"))
+        console.setLevel(
+            {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+                max(-1, min(verbosity, 2)), logging.DEBUG
+            )
+        )
+        console.setFormatter(
+            formatter if log_format == "json" else SafeTextFormatter("bulkrevoke: %(message)s")
+        )
         console.addFilter(lambda record: not getattr(record, "file_only", False))
         handlers.append(console)
     previous_level = logger.level

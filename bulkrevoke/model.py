@@ -118,12 +118,21 @@ class StopReason(str, enum.Enum):
 
 
 #: Stop reasons that end a run with exit code 3 (a safety stop; the rest is resumable).
-SAFETY_STOPS = frozenset({StopReason.AUTH, StopReason.TLS, StopReason.PROXY_AUTH,
-                          StopReason.NOT_API, StopReason.ERROR_RATE, StopReason.STORAGE})
+SAFETY_STOPS = frozenset(
+    {
+        StopReason.AUTH,
+        StopReason.TLS,
+        StopReason.PROXY_AUTH,
+        StopReason.NOT_API,
+        StopReason.ERROR_RATE,
+        StopReason.STORAGE,
+    }
+)
 
 
-def exit_code(statuses: Mapping[str, int], *, dry_run: bool,
-              stop_reason: str | None, revoked_found_active: bool = False) -> int:
+def exit_code(
+    statuses: Mapping[str, int], *, dry_run: bool, stop_reason: str | None, revoked_found_active: bool = False
+) -> int:
     """The exit code (README, *Exit codes*), from the report's counts, why the run stopped,
     and whether the read-back found a revoked row still active (an alarm: exit 1)."""
     unfinished = statuses.get(Status.NOT_ATTEMPTED.value, 0)

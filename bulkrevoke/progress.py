@@ -41,8 +41,15 @@ class Progress:
         if self._bar_wanted:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=phase, unit="row", file=self._stream,
-                             dynamic_ncols=True, mininterval=0.2, smoothing=0.1)
+            self._bar = tqdm(
+                total=total,
+                desc=phase,
+                unit="row",
+                file=self._stream,
+                dynamic_ncols=True,
+                mininterval=0.2,
+                smoothing=0.1,
+            )
 
     def advance(self, rows: int = 1) -> None:
         self._done += rows
@@ -64,17 +71,26 @@ class Progress:
 
     def postfix(self) -> str:
         c = self.counts
-        return (f"revoked={c[Status.REVOKED.value]} inactive={c[Status.ALREADY_INACTIVE.value]} "
-                f"failed={c[Status.FAILED.value]} throttled={self.throttled}")
+        return (
+            f"revoked={c[Status.REVOKED.value]} inactive={c[Status.ALREADY_INACTIVE.value]} "
+            f"failed={c[Status.FAILED.value]} throttled={self.throttled}"
+        )
 
     def _log_line(self) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = self._done / elapsed
         left = (self._total - self._done) / rate if rate > 0 and self._total else None
         eta = "?" if left is None else f"{left:.0f}s"
-        log.info("progress %s: %d/%d rows, %.1f rows/s, eta %s, %s", self._phase, self._done,
-                 self._total, rate, eta, self.postfix(),
-                 extra={"phase": self._phase, "done": self._done, "total": self._total})
+        log.info(
+            "progress %s: %d/%d rows, %.1f rows/s, eta %s, %s",
+            self._phase,
+            self._done,
+            self._total,
+            rate,
+            eta,
+            self.postfix(),
+            extra={"phase": self._phase, "done": self._done, "total": self._total},
+        )
         self._next_log = time.monotonic() + self._log_every
 
     def close(self) -> None:

@@ -23,8 +23,7 @@ from bulkrevoke.errors import ConfigError
 SCHEMES = ("http", "https")
 # Undocumented, but in urllib.request since Python 2 and what requests and pip rely on;
 # typeshed leaves it out.
-_bypass: Callable[[str, dict[str, str]], bool] = (
-    urllib.request.proxy_bypass_environment)  # type: ignore[attr-defined]
+_bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +50,17 @@ def parse_proxy(value: str, source: str) -> Proxy:
     except ValueError as exc:
         raise ConfigError(f"{source}: not a valid proxy URL ({_reason(exc)})") from None
     if parts.scheme.lower() not in SCHEMES:
-        raise ConfigError(f"{source}: proxy scheme {parts.scheme!r} is not supported; "
-                          "use an http:// or https:// proxy")
+        raise ConfigError(
+            f"{source}: proxy scheme {parts.scheme!r} is not supported; use an http:// or https:// proxy"
+        )
     if not parts.hostname:
         raise ConfigError(f"{source}: the proxy URL names no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"{source}: a proxy URL is scheme://[user:password@]host:port, "
-                          "with no path")
+        raise ConfigError(f"{source}: a proxy URL is scheme://[user:password@]host:port, with no path")
     if not text.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in text):
-        raise ConfigError(f"{source}: the proxy URL holds spaces, control or non-ASCII "
-                          "characters (percent-encode them)")
+        raise ConfigError(
+            f"{source}: the proxy URL holds spaces, control or non-ASCII characters (percent-encode them)"
+        )
     scheme = parts.scheme.lower()
     port = port or (443 if scheme == "https" else 80)
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"

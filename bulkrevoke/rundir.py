@@ -49,8 +49,7 @@ def prepare(path: Path, *, resume: bool) -> Path:
         if not ledger.exists():
             raise RunDirError(f"--resume: {path} holds no run to resume (no {LEDGER})")
     elif ledger.exists():
-        raise RunDirError(
-            f"{path} already holds a run; continue it with --resume, or choose another --out")
+        raise RunDirError(f"{path} already holds a run; continue it with --resume, or choose another --out")
     existed = path.is_dir()
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -88,8 +87,7 @@ def _unusable(problem: str, exc: OSError, resume: bool) -> StorageError:
     cause, remedy = describe(exc, Path()) or (str(exc), "check the disk")
     if resume:
         return StorageError(line(f"{problem}: {cause}", remedy, RESUME))
-    return StorageError(line(f"{problem}: {cause}", f"{remedy} or choose another --out",
-                             "run again"))
+    return StorageError(line(f"{problem}: {cause}", f"{remedy} or choose another --out", "run again"))
 
 
 class RunLock:
@@ -110,7 +108,8 @@ class RunLock:
             os.close(fd)
             raise RunDirError(
                 f"{self._path.parent} is in use by another bulkrevoke run "
-                "(wait for it to finish, or use another --out)") from None
+                "(wait for it to finish, or use another --out)"
+            ) from None
         self._fd = fd
         with contextlib.suppress(OSError):  # who holds it, for a person; the flock is the lock
             os.ftruncate(fd, 0)

@@ -69,13 +69,13 @@ class RunResult:
         if self._report is None:
             import pandas as pd
 
-            self._report = pd.read_parquet(self.run_dir / "report.parquet",
-                                           dtype_backend="numpy_nullable")
+            self._report = pd.read_parquet(self.run_dir / "report.parquet", dtype_backend="numpy_nullable")
         return self._report
 
 
-async def run(config: RunConfig, *, progress_stream: Any = None,
-              install_signal_handlers: bool = True) -> RunResult:
+async def run(
+    config: RunConfig, *, progress_stream: Any = None, install_signal_handlers: bool = True
+) -> RunResult:
     """A whole run; with ``--notify``, one message when it ends, whatever the exit code."""
     try:
         result = await _run_in_directory(config, progress_stream, install_signal_handlers)
@@ -86,46 +86,69 @@ async def run(config: RunConfig, *, progress_stream: Any = None,
     return result
 
 
-async def _notify(config: RunConfig, result: RunResult | None, *, exit_code: int,
-                  error: str | None = None) -> None:
+async def _notify(
+    config: RunConfig, result: RunResult | None, *, exit_code: int, error: str | None = None
+) -> None:
     if config.notify is None:
         return
     from bulkrevoke.send import notify
 
-    payload = notify.message(result.summary if result else None,
-                             result.run_dir if result else None, exit_code=exit_code,
-                             stop_reason=result.summary.get("stopReason") if result else None,
-                             error=error)
-    await notify.send(config.notify.url, payload, proxy=config.notify.proxy,
-                      ca_bundle=config.ca_bundle)
+    payload = notify.message(
+        result.summary if result else None,
+        result.run_dir if result else None,
+        exit_code=exit_code,
+        stop_reason=result.summary.get("stopReason") if result else None,
+        error=error,
+    )
+    await notify.send(config.notify.url, payload, proxy=config.notify.proxy, ca_bundle=config.ca_bundle)
 
 
-async def _run_in_directory(config: RunConfig, progress_stream: Any,
-                            install_signal_handlers: bool) -> RunResult:
+async def _run_in_directory(
+    config: RunConfig, progress_stream: Any, install_signal_handlers: bool
+) -> RunResult:
     now = datetime.now(timezone.utc)
     if config.resume and not config.out:
         raise RunDirError("--resume needs --out DIR: the run directory to continue")
-    run_dir = (rundir.prepare(config.out, resume=config.resume) if config.out else
-               rundir.create_unique(rundir.DEFAULT_ROOT,
-                                    rundir.run_id_for(config.source, now.astimezone())))
+    run_dir = (
+        rundir.prepare(config.out, resume=config.resume)
+        if config.out
+        else rundir.create_unique(rundir.DEFAULT_ROOT, rundir.run_id_for(config.source, now.astimezone()))
+    )
     if not config.resume:
         storage.check_room(run_dir, storage.ledger_estimate(config.source) + _reserve(config))
     with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
         meta = ledger.meta()
         run_id = meta.get("run_id") or run_dir.name
-        with run_logging(run_dir, run_id, log_format=config.log_format,
-                         verbosity=config.verbosity) as run_log:
+        with run_logging(
+            run_dir, run_id, log_format=config.log_format, verbosity=config.verbosity
+        ) as run_log:
             progress = Progress(enabled=config.progress, stream=progress_stream)
             watch = SignalWatch(timeout=config.retry.timeout, run_dir=run_dir)
             try:
-                return await _run(config, ledger, run_dir, run_id, now, progress,
-                                  watch if install_signal_handlers else None, run_log)
+                return await _run(
+                    config,
+                    ledger,
+                    run_dir,
+                    run_id,
+                    now,
+                    progress,
+                    watch if install_signal_handlers else None,
+                    run_log,
+                )
             finally:
                 progress.close()
 
 
-async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, now: datetime,
-               progress: Progress, watch: SignalWatch | None, run_log: RunLogFile) -> RunResult:
+async def _run(
+    config: RunConfig,
+    ledger: Ledger,
+    run_dir: Path,
+    run_id: str,
+    now: datetime,
+    progress: Progress,
+    watch: SignalWatch | None,
+    run_log: RunLogFile,
+) -> RunResult:
     meta = ledger.meta()
     started = time.monotonic()
     if config.resume and meta.get("ingest_complete"):
@@ -136,10 +159,18 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
         log.info("resuming %s: %d rows pending, %d of them in doubt", run_id, pending, in_doubt)
     else:
         ledger.set_meta(
-            run_id=run_id, version=__version__, input=_describe(config.source),
-            dry_run=config.dry_run, started=_iso(now), host=_host_label(config),
-            rate=str(config.rate), mask_pii=config.mask_pii, stop_reason=None,
-            ingest_complete=False, **run_identity(config, _host_label(config)))
+            run_id=run_id,
+            version=__version__,
+            input=_describe(config.source),
+            dry_run=config.dry_run,
+            started=_iso(now),
+            host=_host_label(config),
+            rate=str(config.rate),
+            mask_pii=config.mask_pii,
+            stop_reason=None,
+            ingest_complete=False,
+            **run_identity(config, _host_label(config)),
+        )
         with storage.writing("the run directory", run_dir):  # spool and spill files
             ingest(config, ledger, run_dir, progress)
         failpoint("after-ingest")
@@ -154,25 +185,29 @@ async def _run(config: RunConfig, ledger: Ledger, run_dir: Path, run_id: str, no
         fault: StorageError | None = None
         try:
             if pending or (config.verify and not config.dry_run):
-                stop_message, fault = await _send(config, ledger, run_dir, pending, progress,
-                                                  watch, run_log)
+                stop_message, fault = await _send(config, ledger, run_dir, pending, progress, watch, run_log)
             summary = _reconcile(config, ledger, run_dir, started)
         except StorageError as exc:  # the report (or the stop reason) could not be written
             error = fault or exc
             log.error("%s", error, extra=FILE_ONLY)
             raise (StorageStop(str(error)) if sent else error) from None
-    log.info("run %s finished: exit %d, counts %s", run_id, summary["exitCode"],
-             {k: v for k, v in summary["counts"].items() if v})
-    return RunResult(run_dir=run_dir, summary=summary, exit_code=summary["exitCode"],
-                     stop_message=stop_message)
+    log.info(
+        "run %s finished: exit %d, counts %s",
+        run_id,
+        summary["exitCode"],
+        {k: v for k, v in summary["counts"].items() if v},
+    )
+    return RunResult(
+        run_dir=run_dir, summary=summary, exit_code=summary["exitCode"], stop_message=stop_message
+    )
 
 
-def _reconcile(config: RunConfig, ledger: Ledger, run_dir: Path,
-               started: float) -> dict[str, Any]:
+def _reconcile(config: RunConfig, ledger: Ledger, run_dir: Path, started: float) -> dict[str, Any]:
     finished = datetime.now(timezone.utc)
-    ledger.set_meta(finished=_iso(finished),
-                    duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0)
-                    + time.monotonic() - started)
+    ledger.set_meta(
+        finished=_iso(finished),
+        duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0) + time.monotonic() - started,
+    )
     ledger.release_reserve()  # its room is the report's now
     return write_reports(ledger, run_dir, pii_key=config.pii_key)
 
@@ -187,12 +222,16 @@ def _reserve(config: RunConfig) -> int:
 
 def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
     if meta.get("dry_run") != config.dry_run:
-        raise RunDirError("--resume: that run directory holds a dry run; start a new run instead"
-                          if meta.get("dry_run") else
-                          "--resume: that run directory holds a real run, not a dry run")
+        raise RunDirError(
+            "--resume: that run directory holds a dry run; start a new run instead"
+            if meta.get("dry_run")
+            else "--resume: that run directory holds a real run, not a dry run"
+        )
     if config.ticket and meta.get("ticket") not in (None, config.ticket):
-        raise RunDirError(f"--resume: this run was started under ticket {meta['ticket']!r}; "
-                          "leave --ticket out or give the same one")
+        raise RunDirError(
+            f"--resume: this run was started under ticket {meta['ticket']!r}; "
+            "leave --ticket out or give the same one"
+        )
     if is_dataframe(config.source):
         digest = open_source(config.source, columns=config.columns).sha256
     elif str(config.source) == "-":
@@ -205,21 +244,32 @@ def _check_resume(config: RunConfig, meta: dict[str, Any]) -> None:
     if digest != meta.get("input_sha256"):
         raise RunDirError(
             f"--resume: {config.source} is not the input this run started with "
-            f"(SHA-256 {digest[:12]}… differs from {str(meta.get('input_sha256'))[:12]}…)")
+            f"(SHA-256 {digest[:12]}… differs from {str(meta.get('input_sha256'))[:12]}…)"
+        )
 
 
-async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
-                progress: Progress, watch: SignalWatch | None,
-                run_log: RunLogFile) -> tuple[str, StorageError | None]:
+async def _send(
+    config: RunConfig,
+    ledger: Ledger,
+    run_dir: Path,
+    pending: int,
+    progress: Progress,
+    watch: SignalWatch | None,
+    run_log: RunLogFile,
+) -> tuple[str, StorageError | None]:
     """The send phase; its stop message, and the storage fault that stopped it if one did."""
     started = time.monotonic()
     async with _api_target(config) as (base_url, credentials):
         from bulkrevoke.send.client import CapillaryClient
 
-        client = CapillaryClient(base_url, credentials, timeout=config.retry.timeout,
-                                 concurrency=config.concurrency or MAX_CONCURRENCY,
-                                 ca_bundle=config.ca_bundle,
-                                 proxy=None if config.sandbox else config.proxy)
+        client = CapillaryClient(
+            base_url,
+            credentials,
+            timeout=config.retry.timeout,
+            concurrency=config.concurrency or MAX_CONCURRENCY,
+            ca_bundle=config.ca_bundle,
+            proxy=None if config.sandbox else config.proxy,
+        )
         async with client:
             throttle = Throttle(config.rate)
             engine: Engine
@@ -230,10 +280,16 @@ async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
 
             engine = Engine(ledger, client, throttle, config, on_outcome=on_outcome)
             progress.start("send", pending)
-            log.info("sending %d rows to %s at %s with %s in flight%s", pending,
-                     _host_label(config), config.rate, config.concurrency or "auto",
-                     f" through the proxy {config.proxy.label} (from {config.proxy.source})"
-                     if config.proxy and not config.sandbox else "")
+            log.info(
+                "sending %d rows to %s at %s with %s in flight%s",
+                pending,
+                _host_label(config),
+                config.rate,
+                config.concurrency or "auto",
+                f" through the proxy {config.proxy.label} (from {config.proxy.source})"
+                if config.proxy and not config.sandbox
+                else "",
+            )
             with _stoppable(engine, watch, run_log, run_dir):
                 await engine.run()
             progress.close()
@@ -243,10 +299,12 @@ async def _send(config: RunConfig, ledger: Ledger, run_dir: Path, pending: int,
     try:
         ledger.record([], {"send_seconds": send_seconds})
         discovered = throttle.discovered_rate
-        ledger.set_meta(stop_reason=engine.stop_reason, median_latency_ms=(
-            engine.cap.median_milliseconds()), largest_concurrency=max(
-            engine.cap.largest, int(ledger.meta().get("largest_concurrency") or 0)),
-            discovered_rate=str(RateLimit(discovered)) if discovered else None)
+        ledger.set_meta(
+            stop_reason=engine.stop_reason,
+            median_latency_ms=(engine.cap.median_milliseconds()),
+            largest_concurrency=max(engine.cap.largest, int(ledger.meta().get("largest_concurrency") or 0)),
+            discovered_rate=str(RateLimit(discovered)) if discovered else None,
+        )
     except StorageError as exc:
         engine.storage_fault(exc)
         ledger.set_meta(stop_reason=engine.stop_reason)  # in the room the reserve left
@@ -260,12 +318,21 @@ async def read_back(config: RunConfig, ledger: Ledger, reader: Any, throttle: Th
     from bulkrevoke.send.verify import VerifyPlan, verify
 
     plan = VerifyPlan(sample=config.sample, every=config.verify_all)
-    log.info("verifying against %s: the rows in question and %s", _host_label(config),
-             "every sent row" if plan.every else f"a sample of {plan.sample} revoked rows")
+    log.info(
+        "verifying against %s: the rows in question and %s",
+        _host_label(config),
+        "every sent row" if plan.every else f"a sample of {plan.sample} revoked rows",
+    )
     try:
-        counts = await verify(ledger, reader, throttle, config.retry, plan=plan,
-                              workers=config.concurrency or UNLIMITED_CAP,
-                              now=lambda: _iso(datetime.now(timezone.utc)))
+        counts = await verify(
+            ledger,
+            reader,
+            throttle,
+            config.retry,
+            plan=plan,
+            workers=config.concurrency or UNLIMITED_CAP,
+            now=lambda: _iso(datetime.now(timezone.utc)),
+        )
     except SafetyStop as exc:
         log.error("%s", exc)
         return
@@ -282,17 +349,27 @@ async def verify_run(config: RunConfig, run_dir: Path) -> RunResult:
         if meta.get("dry_run"):
             raise RunDirError(f"{run_dir} holds a dry run: nothing was sent to verify")
         if meta.get("host") == "sandbox":
-            raise RunDirError(f"{run_dir} ran against the in-process sandbox, which ended with "
-                              "it: verify such a run with run --sandbox --verify")
-        with run_logging(run_dir, str(meta.get("run_id") or run_dir.name),
-                         log_format=config.log_format, verbosity=config.verbosity):
+            raise RunDirError(
+                f"{run_dir} ran against the in-process sandbox, which ended with "
+                "it: verify such a run with run --sandbox --verify"
+            )
+        with run_logging(
+            run_dir,
+            str(meta.get("run_id") or run_dir.name),
+            log_format=config.log_format,
+            verbosity=config.verbosity,
+        ):
             async with _api_target(config) as (base_url, credentials):
                 from bulkrevoke.send.client import CapillaryClient
 
                 async with CapillaryClient(
-                        base_url, credentials, timeout=config.retry.timeout,
-                        concurrency=config.concurrency or UNLIMITED_CAP,
-                        ca_bundle=config.ca_bundle, proxy=config.proxy) as client:
+                    base_url,
+                    credentials,
+                    timeout=config.retry.timeout,
+                    concurrency=config.concurrency or UNLIMITED_CAP,
+                    ca_bundle=config.ca_bundle,
+                    proxy=config.proxy,
+                ) as client:
                     await read_back(config, ledger, client, Throttle(config.rate))
             pii = config.pii_key if meta.get("mask_pii") else None
             with storage.writing("the report", run_dir):
@@ -301,13 +378,14 @@ async def verify_run(config: RunConfig, run_dir: Path) -> RunResult:
 
 
 @contextlib.contextmanager
-def _stoppable(engine: Engine, watch: SignalWatch | None, run_log: RunLogFile,
-               run_dir: Path) -> Any:
+def _stoppable(engine: Engine, watch: SignalWatch | None, run_log: RunLogFile, run_dir: Path) -> Any:
     """While the engine runs: a signal stops it (a second one at once), and so does a line
     that can't be written to run.log."""
+
     def on_signal(name: str) -> None:
-        engine.request_stop(StopReason.SIGNAL, f"{name} received: finishing requests in "
-                            "flight (signal again to stop at once)")
+        engine.request_stop(
+            StopReason.SIGNAL, f"{name} received: finishing requests in flight (signal again to stop at once)"
+        )
 
     def on_log_fault(exc: OSError) -> None:
         engine.storage_fault(storage.fault("the log", run_dir, exc))
@@ -337,11 +415,11 @@ async def _api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials
     username, password = "sandbox", secrets.token_urlsafe(18)
     state_file = config.sandbox_state or _state_beside(config.source)
     state = load_state(state_file) if state_file is not None else {}
-    settings = SandboxSettings(username=username, password=password, unknown_badges="active",
-                               state=state)
+    settings = SandboxSettings(username=username, password=password, unknown_badges="active", state=state)
     async with Sandbox(settings) as sandbox:
-        log.info("sandbox listening on %s%s", sandbox.url,
-                 f" (state from {state_file})" if state_file else "")
+        log.info(
+            "sandbox listening on %s%s", sandbox.url, f" (state from {state_file})" if state_file else ""
+        )
         yield sandbox.url, Credentials(username=username, password=password)
 
 

@@ -60,11 +60,11 @@ class SignalWatch:
             return self
         self._restore.append(functools.partial(signal.set_wakeup_fd, previous_fd))
         for signum in SIGNALS:
-            self._restore.append(functools.partial(signal.signal, signum,
-                                                   signal.signal(signum, _noted)))
+            self._restore.append(functools.partial(signal.signal, signum, signal.signal(signum, _noted)))
         self._restore += [sender.close, receiver.close]
-        threading.Thread(target=self._receive, args=(receiver,), daemon=True,
-                         name="bulkrevoke-signals").start()
+        threading.Thread(
+            target=self._receive, args=(receiver,), daemon=True, name="bulkrevoke-signals"
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,9 +87,10 @@ class SignalWatch:
         if self._hits == 1:
             if self.on_first is not None:
                 self._call(self.on_first, signum.name)
-            self._arm(self._timeout + GRACE,
-                      f"{signum.name} received and the run did not end within "
-                      f"{self._timeout + GRACE:g} s")
+            self._arm(
+                self._timeout + GRACE,
+                f"{signum.name} received and the run did not end within {self._timeout + GRACE:g} s",
+            )
         else:
             if self.on_second is not None:
                 self._call(self.on_second)
@@ -109,9 +110,14 @@ class SignalWatch:
     def _expire(self, why: str) -> None:
         if self._closed.is_set():
             return
-        os.write(2, (f"bulkrevoke: error: {why}: exiting now; the ledger in {self._run_dir} "
-                     "is consistent and rows in flight stay in doubt — run again with "
-                     "--resume\n").encode())
+        os.write(
+            2,
+            (
+                f"bulkrevoke: error: {why}: exiting now; the ledger in {self._run_dir} "
+                "is consistent and rows in flight stay in doubt — run again with "
+                "--resume\n"
+            ).encode(),
+        )
         os._exit(EXIT_INTERRUPTED)
 
 

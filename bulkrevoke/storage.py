@@ -114,8 +114,7 @@ def _at_file_size_limit(where: Path) -> bool:
     if limit == resource.RLIM_INFINITY:
         return False
     try:
-        largest = max((entry.stat().st_size for entry in os.scandir(where) if entry.is_file()),
-                      default=0)
+        largest = max((entry.stat().st_size for entry in os.scandir(where) if entry.is_file()), default=0)
     except OSError:
         return False
     return largest + NEARLY_FULL >= limit
@@ -147,7 +146,7 @@ class Reserve:
             try:
                 view = memoryview(os.urandom(size))
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
         except OSError:
@@ -185,9 +184,14 @@ def check_room(run_dir: Path, needed: int) -> None:
     """The exit-2 line when the filesystem of *run_dir* has less than *needed* bytes free."""
     free = free_bytes(run_dir)
     if free < needed:
-        raise StorageError(line(
-            f"not enough room in {run_dir}: {_size(free)} free, this input needs at least "
-            f"{_size(needed)} for its ledger", "free space or choose another --out", "run again"))
+        raise StorageError(
+            line(
+                f"not enough room in {run_dir}: {_size(free)} free, this input needs at least "
+                f"{_size(needed)} for its ledger",
+                "free space or choose another --out",
+                "run again",
+            )
+        )
 
 
 def _size(count: int) -> str:

@@ -136,18 +136,20 @@ def parse_rate(text: str | float | int, flag: str = "--rate") -> RateLimit:
         if raw == "auto":
             return RateLimit(None, auto=True)
         if raw.startswith("auto:"):
-            cap = raw[len("auto:"):].strip()
+            cap = raw[len("auto:") :].strip()
             if cap in ("unlimited", "none", "0") or cap.startswith("auto"):
-                raise ConfigError(f"{flag}: {text!r}: give auto, or auto:MAX with MAX a rate "
-                                  "such as 300/s")
+                raise ConfigError(f"{flag}: {text!r}: give auto, or auto:MAX with MAX a rate such as 300/s")
             return RateLimit(parse_rate(cap, flag).per_second, auto=True)
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?", raw)
         if not match:
-            raise ConfigError(f"{flag}: {text!r} is not a rate; use N/s, N/min, a number per "
-                              "second, unlimited, auto or auto:MAX")
+            raise ConfigError(
+                f"{flag}: {text!r} is not a rate; use N/s, N/min, a number per "
+                "second, unlimited, auto or auto:MAX"
+            )
         value = float(match.group(1))
-        per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-               "h": 3600, "hour": 3600}[match.group(2) or "s"]
+        per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}[
+            match.group(2) or "s"
+        ]
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{flag}: {text!r} must be a positive rate")
     return RateLimit(value / per)
@@ -186,8 +188,10 @@ def resolve_host(value: Any, flag: str = "--host") -> str:
     if port == 0 and parts.netloc.rsplit("]", 1)[-1].count(":"):
         raise ConfigError(f"{flag}: {text!r} has no valid port (a number from 1 to 65535)")
     if not parts.path.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in parts.path):
-        raise ConfigError(f"{flag}: the path of {text!r} must be plain ASCII without spaces "
-                          "or control characters (percent-encode the rest)")
+        raise ConfigError(
+            f"{flag}: the path of {text!r} must be plain ASCII without spaces "
+            "or control characters (percent-encode the rest)"
+        )
     try:
         parts.hostname.encode("idna")
     except UnicodeError:
@@ -212,13 +216,15 @@ def check_ca_bundle(path: Path, flag: str = "--ca-bundle") -> Path:
         raise ConfigError(f"{flag}: {path}: no such file") from None
     except (ssl.SSLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "unreadable"
-        raise ConfigError(f"{flag}: {path}: not a PEM file of CA certificates "
-                          f"({str(reason).lower().replace('_', ' ')})") from None
+        raise ConfigError(
+            f"{flag}: {path}: not a PEM file of CA certificates ({str(reason).lower().replace('_', ' ')})"
+        ) from None
     return path
 
 
-def parse_columns(value: Mapping[str, str] | list[str] | tuple[str, ...] | None,
-                  flag: str = "--column") -> dict[str, str]:
+def parse_columns(
+    value: Mapping[str, str] | list[str] | tuple[str, ...] | None, flag: str = "--column"
+) -> dict[str, str]:
     """``["badgeMetaId=meta_id"]`` or a mapping → ``{"badgeMetaId": "meta_id"}``."""
     if not value:
         return {}
@@ -255,8 +261,9 @@ def parse_ticket(value: Any, flag: str = "--ticket") -> str | None:
         return None
     text = str(value).strip()
     if not text or len(text) > TICKET_MAX or not text.isprintable():
-        raise ConfigError(f"{flag}: give one line of printable text, at most {TICKET_MAX} "
-                          "characters (e.g. CHG-42)")
+        raise ConfigError(
+            f"{flag}: give one line of printable text, at most {TICKET_MAX} characters (e.g. CHG-42)"
+        )
     return text
 
 
@@ -306,7 +313,7 @@ def parse_fraction(value: Any, flag: str) -> float:
 def parse_delimiter(value: Any, flag: str) -> str:
     """One character; ``tab`` or ``\\t`` for a tab."""
     delimiter = {"\\t": "\t", "tab": "\t"}.get(str(value), str(value))
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
+    if len(delimiter) != 1 or delimiter in '"\r\n':
         raise ConfigError(f"{flag}: {delimiter!r} must be a single character")
     return delimiter
 

@@ -33,16 +33,63 @@ def chromium_binary() -> str | None:
 
 needs_chromium = pytest.mark.skipif(
     chromium_binary() is None,
-    reason="no Chromium on this machine (apt-get install chromium) to render summary.html")
+    reason="no Chromium on this machine (apt-get install chromium) to render summary.html",
+)
 
 
 #: What summary.html is built of; anything else in a rendered page came from somewhere else.
-PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "header", "h1", "h2",
-             "p", "span", "section", "svg", "rect", "line", "div", "table", "thead", "tbody",
-             "tfoot", "tr", "th", "td", "code", "br", "footer"}
-PAGE_ATTRIBUTES = {"lang", "charset", "http-equiv", "content", "name", "class", "id", "viewbox",
-                   "preserveaspectratio", "role", "aria-label", "x", "y", "width", "height",
-                   "fill", "x1", "y1", "x2", "y2", "stroke"}
+PAGE_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "main",
+    "header",
+    "h1",
+    "h2",
+    "p",
+    "span",
+    "section",
+    "svg",
+    "rect",
+    "line",
+    "div",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "code",
+    "br",
+    "footer",
+}
+PAGE_ATTRIBUTES = {
+    "lang",
+    "charset",
+    "http-equiv",
+    "content",
+    "name",
+    "class",
+    "id",
+    "viewbox",
+    "preserveaspectratio",
+    "role",
+    "aria-label",
+    "x",
+    "y",
+    "width",
+    "height",
+    "fill",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "stroke",
+}
 #: Chromium's own services, which it calls whatever the page is.
 BROWSER_SERVICES = re.compile(r"(^|\.)(google\.com|googleapis\.com|gstatic\.com|gvt1\.com)$")
 
@@ -96,20 +143,34 @@ class _CountingProxy:
         self._thread.join(timeout=5)
 
 
-def render(page: Path, profile: Path, *, screenshot: Path | None = None,
-           width: int = 1200, height: int = 2400) -> Rendered:
+def render(
+    page: Path, profile: Path, *, screenshot: Path | None = None, width: int = 1200, height: int = 2400
+) -> Rendered:
     """Open *page* in headless Chromium (a fresh profile in *profile*)."""
     proxy = _CountingProxy()
     command = [
-        chromium_binary() or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-default-apps", "--disable-extensions",
-        f"--user-data-dir={profile}", f"--proxy-server=http://127.0.0.1:{proxy.port}",
-        "--proxy-bypass-list=<-loopback>", "--enable-logging=stderr", "--v=0",
+        chromium_binary() or "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        f"--proxy-server=http://127.0.0.1:{proxy.port}",
+        "--proxy-bypass-list=<-loopback>",
+        "--enable-logging=stderr",
+        "--v=0",
         f"--window-size={width},{height}",
-        f"--screenshot={screenshot}" if screenshot else "--dump-dom", page.resolve().as_uri()]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+        f"--screenshot={screenshot}" if screenshot else "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:

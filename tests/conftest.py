@@ -34,18 +34,33 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
-            stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The real entry point, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "bulkrevoke", *args], env=cli_env(env), capture_output=True,
-        text=True, timeout=timeout, input=stdin, cwd=cwd)
+        [sys.executable, "-m", "bulkrevoke", *args],
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        cwd=cwd,
+    )
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bulkrevoke", *args], env=cli_env(env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [sys.executable, "-m", "bulkrevoke", *args],
+        env=cli_env(env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,12 +75,15 @@ class Badge:
     def key(self) -> BadgeKey:
         from bulkrevoke.sandbox import BadgeKey
 
-        return BadgeKey(self.badge_meta_id, self.identifier_type, self.customer_id,
-                        self.earned_badge_id)
+        return BadgeKey(self.badge_meta_id, self.identifier_type, self.customer_id, self.earned_badge_id)
 
     def row(self) -> list[str]:
-        return [self.badge_meta_id, self.customer_id, self.earned_badge_id,
-                "" if self.identifier_type == "id" else self.identifier_type]
+        return [
+            self.badge_meta_id,
+            self.customer_id,
+            self.earned_badge_id,
+            "" if self.identifier_type == "id" else self.identifier_type,
+        ]
 
 
 def make_badges(count: int, *, seed: int = 1, inactive_share: float = 0.1) -> list[Badge]:
@@ -74,10 +92,18 @@ def make_badges(count: int, *, seed: int = 1, inactive_share: float = 0.1) -> li
     badges = []
     for i in range(count):
         kind = rng.choice(["id", "id", "id", "email", "mobile"])
-        customer = {"id": str(500000000 + i), "email": f"member{i}@example.com",
-                    "mobile": f"9198{i:08d}"}[kind]
-        badges.append(Badge(rng.choice(metas), customer, f"{i:08x}{rng.getrandbits(64):016x}",
-                            kind, rng.random() >= inactive_share))
+        customer = {"id": str(500000000 + i), "email": f"member{i}@example.com", "mobile": f"9198{i:08d}"}[
+            kind
+        ]
+        badges.append(
+            Badge(
+                rng.choice(metas),
+                customer,
+                f"{i:08x}{rng.getrandbits(64):016x}",
+                kind,
+                rng.random() >= inactive_share,
+            )
+        )
     return badges
 
 

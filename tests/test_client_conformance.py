@@ -23,8 +23,10 @@ from bulkrevoke.send.client import CapillaryClient
 from bulkrevoke.send.reply import ReplyKind
 
 SUCCESS = b'{"data":{"isActive":false},"errors":[],"warnings":[]}'
-OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Cap-Requestid: r1\r\n"
-      b"Content-Length: %d\r\n\r\n%s" % (len(SUCCESS), SUCCESS))
+OK = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Cap-Requestid: r1\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(SUCCESS), SUCCESS)
+)
 ROW = PendingRow(7, "a" * 24, "566135941", "id", "b" * 24, False)
 CREDENTIALS = Credentials(username="u", password="p")
 
@@ -76,8 +78,7 @@ async def serve() -> AsyncIterator[Callable[..., Any]]:
         server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
-        client = CapillaryClient(f"http://127.0.0.1:{port}/base", CREDENTIALS, timeout=timeout,
-                                 concurrency=2)
+        client = CapillaryClient(f"http://127.0.0.1:{port}/base", CREDENTIALS, timeout=timeout, concurrency=2)
         await client.__aenter__()
         clients.append(client)
         return scripted, client
@@ -97,8 +98,7 @@ def _answer(status: str, body: bytes, *headers: str) -> bytes:
 async def test_the_request_is_exact_and_the_connection_is_kept(serve: Any) -> None:
     server, client = await serve([OK, OK])
     first = await client.revoke_earned_badge(ROW)
-    second = await client.revoke_earned_badge(PendingRow(8, "a" * 24, "a@b.c", "email",
-                                                         "b" * 24, False))
+    second = await client.revoke_earned_badge(PendingRow(8, "a" * 24, "a@b.c", "email", "b" * 24, False))
     assert (first.kind, first.http_status, first.request_id) == (ReplyKind.SUCCESS, 200, "r1")
     assert second.kind is ReplyKind.SUCCESS and server.connections == 1
     head, body = server.requests[0].split(b"\r\n\r\n")
@@ -109,19 +109,25 @@ async def test_the_request_is_exact_and_the_connection_is_kept(serve: Any) -> No
     assert headers["authorization"].startswith("Basic ")
     assert "gzip" in headers["accept-encoding"]
     assert "x-cap-customer-identifier" not in headers and "cookie" not in headers
-    assert body == (b'{"badgeMetaId":"aaaaaaaaaaaaaaaaaaaaaaaa","customerId":566135941,'
-                    b'"earnedBadgeId":"bbbbbbbbbbbbbbbbbbbbbbbb"}')
+    assert body == (
+        b'{"badgeMetaId":"aaaaaaaaaaaaaaaaaaaaaaaa","customerId":566135941,'
+        b'"earnedBadgeId":"bbbbbbbbbbbbbbbbbbbbbbbb"}'
+    )
     assert b"X-CAP-CUSTOMER-IDENTIFIER: email" in server.requests[1]
     assert b'"customerId":"a@b.c"' in server.requests[1]
 
 
 async def test_chunked_interim_close_delimited_and_gzipped_answers(serve: Any) -> None:
-    chunked = [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked",
-               b"\r\n\r\n" + b"%x;ext=1\r\n%s\r\n" % (len(SUCCESS), SUCCESS),
-               b"0\r\nX-Trailer: t\r\n\r\n"]
+    chunked = [
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked",
+        b"\r\n\r\n" + b"%x;ext=1\r\n%s\r\n" % (len(SUCCESS), SUCCESS),
+        b"0\r\nX-Trailer: t\r\n\r\n",
+    ]
     closing = b"HTTP/1.0 500 Oops\r\nContent-Type: text/plain\r\n\r\nbroken"
-    zipped = _answer("200 OK", gzip.compress(SUCCESS), "Content-Encoding: gzip",
-                     "Content-Type: application/json")
+    zipped = _answer(
+        "200 OK", gzip.compress(SUCCESS), "Content-Encoding: gzip", "Content-Type: application/json"
+    )
     server, client = await serve([chunked, (closing,), zipped])
     assert (await client.revoke_earned_badge(ROW)).kind is ReplyKind.SUCCESS
     reply = await client.revoke_earned_badge(ROW)
@@ -130,24 +136,40 @@ async def test_chunked_interim_close_delimited_and_gzipped_answers(serve: Any) -
     assert server.connections == 2  # the close-delimited answer ended its connection
 
 
-@pytest.mark.parametrize("answer", [
-    None,                                                                  # closed, no answer
-    "hang",                                                                # never answers
-    b"SMTP ready\r\n\r\n",                                                 # not HTTP
-    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",                 # cut short
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",),              # cut short, closed
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n",
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",                    # a superscript 2
-    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",  # conflicting
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-    b"2\r\n{}\r\n0\r\n\r\n",                                              # TE and CL
-    b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\n{}",                   # a 4-digit status
-    b"HTTP/1.1 200 OK\r\nX-Huge: " + b"h" * 70_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
-    _answer("200 OK", b"\x1f\x8b not gzip", "Content-Encoding: gzip"),   # undecodable body
-], ids=["closed", "hang", "not-http", "short", "short-closed", "negative-chunk", "hex-prefix",
-        "unicode-digit", "conflicting-length", "te-and-cl", "status-2000",
-        "70k-header-line", "bad-gzip"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,  # closed, no answer
+        "hang",  # never answers
+        b"SMTP ready\r\n\r\n",  # not HTTP
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",  # cut short
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",),  # cut short, closed
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",  # a superscript 2
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",  # conflicting
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",  # TE and CL
+        b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\n{}",  # a 4-digit status
+        b"HTTP/1.1 200 OK\r\nX-Huge: " + b"h" * 70_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
+        _answer("200 OK", b"\x1f\x8b not gzip", "Content-Encoding: gzip"),  # undecodable body
+    ],
+    ids=[
+        "closed",
+        "hang",
+        "not-http",
+        "short",
+        "short-closed",
+        "negative-chunk",
+        "hex-prefix",
+        "unicode-digit",
+        "conflicting-length",
+        "te-and-cl",
+        "status-2000",
+        "70k-header-line",
+        "bad-gzip",
+    ],
+)
 async def test_a_lost_answer_says_the_request_may_have_landed(serve: Any, answer: Any) -> None:
     server, client = await serve([answer], timeout=0.5)
     reply = await client.revoke_earned_badge(ROW)
@@ -170,8 +192,9 @@ async def test_legal_but_unusual_framing_is_read_as_http_says(serve: Any) -> Non
 
 
 async def test_a_connection_is_not_used_again_after_a_refused_answer(serve: Any) -> None:
-    te_and_cl = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-                 b"2\r\n{}\r\n0\r\n\r\n")
+    te_and_cl = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    )
     server, client = await serve([te_and_cl, OK])
     assert (await client.revoke_earned_badge(ROW)).kind is ReplyKind.LOST
     assert (await client.revoke_earned_badge(ROW)).kind is ReplyKind.SUCCESS
@@ -195,7 +218,8 @@ class _Clock:
 
 
 async def test_idle_connections_expire_before_the_server_drops_them(
-        serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = _Clock()
     monkeypatch.setattr(aiohttp.connector, "monotonic", clock)
     server, client = await serve([OK, OK, OK])
@@ -209,7 +233,8 @@ async def test_idle_connections_expire_before_the_server_drops_them(
 
 
 async def test_a_keep_alive_timeout_the_server_announces_is_honoured(
-        serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = _Clock()
     monkeypatch.setattr(aiohttp.connector, "monotonic", clock)
     short = _answer("200 OK", SUCCESS, "Keep-Alive: timeout=2, max=100")
@@ -221,18 +246,18 @@ async def test_a_keep_alive_timeout_the_server_announces_is_honoured(
 
 
 async def test_answers_that_are_not_the_apis(serve: Any) -> None:
-    html = _answer("404 Not Found", b"<html><body>Not Found</body></html>",
-                   "Content-Type: text/html")
-    envelope = _answer("400 Bad Request",
-                       b'{"data":null,"errors":[{"code":813,"message":"EarnId is mandatory"}]}',
-                       "Content-Type: application/json")
+    html = _answer("404 Not Found", b"<html><body>Not Found</body></html>", "Content-Type: text/html")
+    envelope = _answer(
+        "400 Bad Request",
+        b'{"data":null,"errors":[{"code":813,"message":"EarnId is mandatory"}]}',
+        "Content-Type: application/json",
+    )
     timeout = _answer("408 Request Timeout", b"", "Connection: close")
     when = formatdate(usegmt=True)
     throttled = _answer("429 Too Many Requests", b"", f"Retry-After: {when}")
     _server, client = await serve([html, envelope, (timeout,), throttled])
     gateway = await client.revoke_earned_badge(ROW)
-    assert (gateway.kind, gateway.http_status, gateway.foreign) == (
-        ReplyKind.HTTP_ERROR, 404, True)
+    assert (gateway.kind, gateway.http_status, gateway.foreign) == (ReplyKind.HTTP_ERROR, 404, True)
     assert "HTML" in (gateway.error_message or "")
     api = await client.revoke_earned_badge(ROW)
     assert (api.kind, api.error_code, api.foreign) == (ReplyKind.REJECTED, "813", False)
@@ -248,8 +273,7 @@ async def test_no_connection_means_nothing_was_sent() -> None:
     port = probe.sockets[0].getsockname()[1]
     probe.close()
     await probe.wait_closed()
-    async with CapillaryClient(f"http://127.0.0.1:{port}", CREDENTIALS, timeout=2,
-                               concurrency=1) as client:
+    async with CapillaryClient(f"http://127.0.0.1:{port}", CREDENTIALS, timeout=2, concurrency=1) as client:
         reply = await client.revoke_earned_badge(ROW)
     assert (reply.kind, reply.error_code) == (ReplyKind.NOT_SENT, "connect_error")
 
@@ -260,11 +284,20 @@ class _FirstAddressDrops(AbstractResolver):
     def __init__(self, dead: str, live: str) -> None:
         self._addresses = (dead, live)
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        return [ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST)
-                for address in self._addresses]
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self._addresses
+        ]
 
     async def close(self) -> None:
         return None
@@ -285,9 +318,13 @@ async def test_a_first_address_that_drops_packets_does_not_stop_the_run() -> Non
         filler.connect_ex(("127.0.0.2", port))
         fillers.append(filler)
     try:
-        async with CapillaryClient(f"http://api.test:{port}", CREDENTIALS, timeout=4,
-                                   concurrency=1,
-                                   resolver=_FirstAddressDrops("127.0.0.2", "127.0.0.1")) as c:
+        async with CapillaryClient(
+            f"http://api.test:{port}",
+            CREDENTIALS,
+            timeout=4,
+            concurrency=1,
+            resolver=_FirstAddressDrops("127.0.0.2", "127.0.0.1"),
+        ) as c:
             reply = await c.revoke_earned_badge(ROW)
     finally:
         for sock in (*fillers, dead):
@@ -298,7 +335,8 @@ async def test_a_first_address_that_drops_packets_does_not_stop_the_run() -> Non
 
 
 async def test_the_environment_is_read_once_by_the_settings_never_by_the_session(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Proxies come from config.resolve_config, not from aiohttp; ~/.netrc is never read.
     netrc = tmp_path / "netrc"
     netrc.write_text("default login someone password leaked\n")
@@ -309,8 +347,9 @@ async def test_the_environment_is_read_once_by_the_settings_never_by_the_session
     scripted = ScriptedServer([OK])
     server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with CapillaryClient(f"http://127.0.0.1:{port}", Credentials(), timeout=2,
-                               concurrency=1) as client:  # no credentials: netrc would add some
+    async with CapillaryClient(
+        f"http://127.0.0.1:{port}", Credentials(), timeout=2, concurrency=1
+    ) as client:  # no credentials: netrc would add some
         assert (await client.revoke_earned_badge(ROW)).kind is ReplyKind.SUCCESS
     server.close()
     assert len(scripted.requests) == 1  # straight to the server, not to the proxy

@@ -14,10 +14,18 @@ from bulkrevoke.config import (
 from bulkrevoke.errors import ConfigError
 
 
-@pytest.mark.parametrize("text, per_second", [
-    ("100/min", 100 / 60), ("50/s", 50.0), ("20", 20.0), ("2.5/s", 2.5), ("3600/h", 1.0),
-    (7, 7.0), ("unlimited", None),
-])
+@pytest.mark.parametrize(
+    "text, per_second",
+    [
+        ("100/min", 100 / 60),
+        ("50/s", 50.0),
+        ("20", 20.0),
+        ("2.5/s", 2.5),
+        ("3600/h", 1.0),
+        (7, 7.0),
+        ("unlimited", None),
+    ],
+)
 def test_parse_rate(text, per_second):
     assert parse_rate(text) == RateLimit(per_second)
 
@@ -35,9 +43,17 @@ def test_hosts_clusters_and_urls():
     assert resolve_host("http://[::1]:8080") == "http://[::1]:8080"
 
 
-@pytest.mark.parametrize("bad", ["http://eu.api.capillarytech.com", "ftp://x", "nowhere",
-                                 "https://user:pw@host.test", "https://a..b.example",
-                                 "https://" + "x" * 64 + ".example"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "http://eu.api.capillarytech.com",
+        "ftp://x",
+        "nowhere",
+        "https://user:pw@host.test",
+        "https://a..b.example",
+        "https://" + "x" * 64 + ".example",
+    ],
+)
 def test_hosts_refused(bad):
     with pytest.raises(ConfigError, match="--host"):
         resolve_host(bad)
@@ -45,7 +61,9 @@ def test_hosts_refused(bad):
 
 def test_columns_mapping():
     assert parse_columns(["badgemetaid=meta_id", "customerId=cust"]) == {
-        "badgeMetaId": "meta_id", "customerId": "cust"}
+        "badgeMetaId": "meta_id",
+        "customerId": "cust",
+    }
     with pytest.raises(ConfigError, match="unknown field"):
         parse_columns(["badge=meta"])
     with pytest.raises(ConfigError, match="FIELD=HEADER"):
@@ -57,13 +75,13 @@ def test_precedence_flag_over_environment_over_file_over_default(tmp_path):
     config_file.write_text('host = "us"\nrate = "30/min"\nconcurrency = 4\nidentifier = "email"\n')
     env = {"BULKREVOKE_HOST": "eu"}
     config = resolve_config("x.csv", {"config": str(config_file), "rate": "10/s"}, env)
-    assert config.rate == RateLimit(10.0)               # flag wins over the file
-    assert config.host == CLUSTERS["eu"]                 # environment wins over the file
-    assert config.concurrency == 4                       # file wins over the default
+    assert config.rate == RateLimit(10.0)  # flag wins over the file
+    assert config.host == CLUSTERS["eu"]  # environment wins over the file
+    assert config.concurrency == 4  # file wins over the default
     assert config.identifier == "email"
-    assert config.retry.max_attempts == 6                # default
+    assert config.retry.max_attempts == 6  # default
     config = resolve_config("x.csv", {"config": str(config_file), "host": "apac"}, env)
-    assert config.host == CLUSTERS["apac"]               # flag wins over the environment
+    assert config.host == CLUSTERS["apac"]  # flag wins over the environment
 
 
 def test_secrets_refused_in_a_file_others_can_read(tmp_path):
@@ -110,10 +128,18 @@ def test_defaults_for_a_real_host():
     assert config.max_error_rate == 0.5
 
 
-@pytest.mark.parametrize("setting, value", [
-    ("concurrency", "0"), ("concurrency", "2.5"), ("max_attempts", "x"), ("timeout", "-1"),
-    ("max_error_rate", "1.5"), ("delimiter", ";;"), ("identifier", "phone"),
-])
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("concurrency", "0"),
+        ("concurrency", "2.5"),
+        ("max_attempts", "x"),
+        ("timeout", "-1"),
+        ("max_error_rate", "1.5"),
+        ("delimiter", ";;"),
+        ("identifier", "phone"),
+    ],
+)
 def test_bad_values_are_config_errors(setting, value):
     with pytest.raises(ConfigError):
         resolve_config("x.csv", {"host": "eu", setting: value}, {})
@@ -126,8 +152,7 @@ def test_mask_pii_needs_a_key():
     assert config.pii_key == b"k"
 
 
-@pytest.mark.parametrize("value, expected", [("auto", None), ("AUTO", None), ("8", 8),
-                                             (256, 256)])
+@pytest.mark.parametrize("value, expected", [("auto", None), ("AUTO", None), ("8", 8), (256, 256)])
 def test_concurrency_is_a_number_or_auto(value, expected):
     assert resolve_config("x.csv", {"host": "eu", "concurrency": value}, {}).concurrency == expected
 

@@ -25,8 +25,17 @@ FLAGS = ("--rate", "400/s", "--concurrency", "16", "--no-progress")
 
 
 def _start(tmp_path, sandbox, out, *extra, env=None):
-    return start_cli("run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out", str(out),
-                     *FLAGS, *extra, env={**CREDENTIALS, **(env or {})})
+    return start_cli(
+        "run",
+        str(tmp_path / "in.csv"),
+        "--host",
+        sandbox.url,
+        "--out",
+        str(out),
+        *FLAGS,
+        *extra,
+        env={**CREDENTIALS, **(env or {})},
+    )
 
 
 def _wait_for_requests(sandbox, count, process, limit=30.0):
@@ -42,15 +51,26 @@ def _ledger_rows(out):
     ``outcomes`` entry is untouched. (This input has no invalid or duplicate rows.)"""
     with sqlite3.connect(out / "ledger.sqlite") as db:
         (rows,) = db.execute("SELECT value FROM meta WHERE key = 'rows'").fetchone()
-        outcomes = {row: (status, in_doubt) for row, status, in_doubt in
-                    db.execute("SELECT row, status, in_doubt FROM outcomes")}
+        outcomes = {
+            row: (status, in_doubt)
+            for row, status, in_doubt in db.execute("SELECT row, status, in_doubt FROM outcomes")
+        }
         assert not db.execute("SELECT COUNT(*) FROM duplicates").fetchone()[0]
     return {row: outcomes.get(row, (None, 0)) for row in range(1, json.loads(rows) + 1)}
 
 
 def _resume(tmp_path, sandbox, out):
-    result = run_cli("run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out", str(out),
-                     "--resume", *FLAGS, env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(tmp_path / "in.csv"),
+        "--host",
+        sandbox.url,
+        "--out",
+        str(out),
+        "--resume",
+        *FLAGS,
+        env=CREDENTIALS,
+    )
     assert result.returncode == 0, result.stderr
     return read_report(out)
 
@@ -109,7 +129,8 @@ def test_sigkill_then_resume(tmp_path, crash_setup, point):
     summary = read_summary(out)
     assert len(summary["resumes"]) == 1
     assert summary["resumes"][0]["rowsInDoubt"] == sum(
-        1 for status, doubt in before.values() if doubt and status is None)
+        1 for status, doubt in before.values() if doubt and status is None
+    )
 
 
 @pytest.mark.slow
@@ -157,8 +178,16 @@ def test_one_run_per_directory(tmp_path, crash_setup):
     process = _start(tmp_path, sandbox, out)
     try:
         _wait_for_requests(sandbox, 10, process)
-        second = run_cli("run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out",
-                         str(out), "--resume", env=CREDENTIALS)
+        second = run_cli(
+            "run",
+            str(tmp_path / "in.csv"),
+            "--host",
+            sandbox.url,
+            "--out",
+            str(out),
+            "--resume",
+            env=CREDENTIALS,
+        )
         assert second.returncode == 2
         assert "in use by another bulkrevoke run" in second.stderr
         report = run_cli("report", str(out))
@@ -176,7 +205,6 @@ def test_resume_refuses_another_input(tmp_path, crash_setup):
     first = run_cli("run", str(tmp_path / "in.csv"), "--dry-run", "--out", str(out))
     assert first.returncode == 0, first.stderr
     write_input(tmp_path / "other.csv", badges[:10])
-    result = run_cli("run", str(tmp_path / "other.csv"), "--dry-run", "--out", str(out),
-                     "--resume")
+    result = run_cli("run", str(tmp_path / "other.csv"), "--dry-run", "--out", str(out), "--resume")
     assert result.returncode == 2 and "SHA-256" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -83,8 +83,10 @@ class Recorder:
 
 def _sorted_by_customer(tmp_path, customers: int, badges: int) -> Ledger:
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    records = [(i, META, str(500 + (i - 1) // badges), "id", f"{i:024x}", None, None)
-               for i in range(1, customers * badges + 1)]
+    records = [
+        (i, META, str(500 + (i - 1) // badges), "id", f"{i:024x}", None, None)
+        for i in range(1, customers * badges + 1)
+    ]
     ledger.ingest([row_batch(records)])
     return ledger
 
@@ -118,8 +120,18 @@ def test_a_sorted_fraud_export_provokes_no_521_from_the_real_sandbox(tmp_path, s
     badges = [Badge(META, str(700 + c), f"{c:04x}{b:020x}") for c in range(10) for b in range(60)]
     sandbox = sandbox_for(badges, latency=0.005)  # overlap is answered 521, as the API does
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--rate", "unlimited", "--no-progress", "--out", str(out), env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--no-progress",
+        "--out",
+        str(out),
+        env=CREDENTIALS,
+    )
     assert result.returncode == 0, result.stderr
     truth = sandbox.truth()
     assert truth.busy_overlap == 0 and truth.requests == 600

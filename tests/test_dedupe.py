@@ -15,8 +15,12 @@ A, B = "a" * 24, "b" * 24
 
 
 def _batch(rows):
-    return row_batch([(row, meta, customer, id_type, earned, code, None)
-                      for row, meta, customer, id_type, earned, code in rows])
+    return row_batch(
+        [
+            (row, meta, customer, id_type, earned, code, None)
+            for row, meta, customer, id_type, earned, code in rows
+        ]
+    )
 
 
 def _find(tmp_path, batches):
@@ -41,11 +45,24 @@ def _find(tmp_path, batches):
 
 
 NEAR_MISSES = [
-    _batch([(1, META, "1", "id", A, None), (2, META, "1", "id", B, None),
-            (3, META, "1", "id", A, None), (4, META, "2", "id", A, None)]),
-    _batch([(5, META, "1", "mobile", A, None), (6, META.upper(), "1", "id", A, None),
-            (7, META, "1", "id", A, None), (8, META, "1", "id", A, "malformed_id"),
-            (9, META, "2", "id", A, None), (10, META, "1", "id", "A" * 24, None)]),
+    _batch(
+        [
+            (1, META, "1", "id", A, None),
+            (2, META, "1", "id", B, None),
+            (3, META, "1", "id", A, None),
+            (4, META, "2", "id", A, None),
+        ]
+    ),
+    _batch(
+        [
+            (5, META, "1", "mobile", A, None),
+            (6, META.upper(), "1", "id", A, None),
+            (7, META, "1", "id", A, None),
+            (8, META, "1", "id", A, "malformed_id"),
+            (9, META, "2", "id", A, None),
+            (10, META, "1", "id", "A" * 24, None),
+        ]
+    ),
 ]
 
 
@@ -70,9 +87,8 @@ def test_without_candidates_the_rows_are_not_read_again(tmp_path):
 def test_many_rows_across_every_bucket(tmp_path):
     # 3,000 distinct earned ids, each three times, spread over batches of 1,000 rows.
     rows = [(i + 1, META, str(i % 3000), "id", f"{i % 3000:024x}", None) for i in range(9000)]
-    pairs, reads = _find(tmp_path, [_batch(rows[i:i + 1000]) for i in range(0, 9000, 1000)])
-    assert pairs == sorted((row, row - 3000 * ((row - 1) // 3000))
-                           for row in range(3001, 9001))
+    pairs, reads = _find(tmp_path, [_batch(rows[i : i + 1000]) for i in range(0, 9000, 1000)])
+    assert pairs == sorted((row, row - 3000 * ((row - 1) // 3000)) for row in range(3001, 9001))
     assert reads == 1
     hashes = dedupe._id_hash(_batch(rows[:3000]))
     for buckets in (dedupe.HASH_BUCKETS, dedupe.KEY_BUCKETS):  # the hash spreads them all
@@ -81,5 +97,7 @@ def test_many_rows_across_every_bucket(tmp_path):
 
 
 def test_a_batch_of_only_invalid_rows_spills_nothing(tmp_path):
-    assert _find(tmp_path, [_batch([(1, "", "1", "id", "x", "715"),
-                                    (2, "", "1", "id", "x", "715")])]) == ([], 0)
+    assert _find(tmp_path, [_batch([(1, "", "1", "id", "x", "715"), (2, "", "1", "id", "x", "715")])]) == (
+        [],
+        0,
+    )

@@ -38,16 +38,20 @@ class FakeRevoker:
                 await asyncio.sleep(self.delay)
             kinds = self.script.get(row.row, [self.default])
             kind = kinds[min(self.calls[row.row], len(kinds)) - 1]
-            return Reply(kind, 200 if kind is ReplyKind.SUCCESS else 500, f"r{row.row}",
-                         None if kind is ReplyKind.SUCCESS else kind.value, "m")
+            return Reply(
+                kind,
+                200 if kind is ReplyKind.SUCCESS else 500,
+                f"r{row.row}",
+                None if kind is ReplyKind.SUCCESS else kind.value,
+                "m",
+            )
         finally:
             self.in_flight -= 1
 
 
 def _ledger(tmp_path, rows, in_doubt=()):
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.ingest([row_batch([(i, META, str(i), "id", f"{i:024x}", None, None)
-                              for i in range(1, rows + 1)])])
+    ledger.ingest([row_batch([(i, META, str(i), "id", f"{i:024x}", None, None) for i in range(1, rows + 1)])])
     ledger.set_meta(rows=rows)
     if in_doubt:
         ledger.mark_intent(list(in_doubt))
@@ -79,15 +83,21 @@ async def test_every_row_gets_one_outcome_and_concurrency_is_bounded(tmp_path):
 
 async def test_retries_then_success_and_814_after_lost_answer_is_unconfirmed(tmp_path):
     ledger = _ledger(tmp_path, 4)
-    revoker = FakeRevoker({
-        1: [ReplyKind.SERVER_ERROR, ReplyKind.THROTTLED, ReplyKind.SUCCESS],
-        2: [ReplyKind.LOST, ReplyKind.NOT_ACTIVE],
-        3: [ReplyKind.SERVER_ERROR, ReplyKind.NOT_ACTIVE],
-        4: [ReplyKind.GATEWAY_ERROR, ReplyKind.NOT_ACTIVE],
-    })
+    revoker = FakeRevoker(
+        {
+            1: [ReplyKind.SERVER_ERROR, ReplyKind.THROTTLED, ReplyKind.SUCCESS],
+            2: [ReplyKind.LOST, ReplyKind.NOT_ACTIVE],
+            3: [ReplyKind.SERVER_ERROR, ReplyKind.NOT_ACTIVE],
+            4: [ReplyKind.GATEWAY_ERROR, ReplyKind.NOT_ACTIVE],
+        }
+    )
     stats = await _engine(ledger, revoker).run()
-    assert _statuses(ledger) == {1: "revoked", 2: "revoked_unconfirmed", 3: "already_inactive",
-                                 4: "revoked_unconfirmed"}
+    assert _statuses(ledger) == {
+        1: "revoked",
+        2: "revoked_unconfirmed",
+        3: "already_inactive",
+        4: "revoked_unconfirmed",
+    }
     assert stats.retries == 5 and stats.throttled == 1
 
 
@@ -169,8 +179,9 @@ async def test_an_internal_error_stops_the_run_instead_of_hanging(tmp_path):
     assert ledger.pending_count() == 200
 
 
-@pytest.mark.parametrize(("kind", "status"), [(ReplyKind.SUCCESS, "revoked"),
-                                             (ReplyKind.NOT_ACTIVE, "already_inactive")])
+@pytest.mark.parametrize(
+    ("kind", "status"), [(ReplyKind.SUCCESS, "revoked"), (ReplyKind.NOT_ACTIVE, "already_inactive")]
+)
 async def test_outcomes_are_flushed_with_counters(tmp_path, kind, status):
     ledger = _ledger(tmp_path, 10)
     await _engine(ledger, FakeRevoker(default=kind)).run()

@@ -2,10 +2,22 @@ import bulkrevoke
 
 
 def test_public_names_are_pinned():
-    assert sorted(bulkrevoke.__all__) == sorted([
-        "BulkRevokeError", "ConfigError", "InputError", "RateLimit", "RetryPolicy", "RunConfig",
-        "RunResult", "SafetyStop", "Status", "__version__", "revoke", "revoke_async",
-    ])
+    assert sorted(bulkrevoke.__all__) == sorted(
+        [
+            "BulkRevokeError",
+            "ConfigError",
+            "InputError",
+            "RateLimit",
+            "RetryPolicy",
+            "RunConfig",
+            "RunResult",
+            "SafetyStop",
+            "Status",
+            "__version__",
+            "revoke",
+            "revoke_async",
+        ]
+    )
     for name in bulkrevoke.__all__:
         assert hasattr(bulkrevoke, name)
 

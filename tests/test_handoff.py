@@ -29,9 +29,22 @@ def _failed_run(tmp_path: Path, sandbox_for):
     badges = make_badges(80, seed=81, inactive_share=0.2)
     sandbox = sandbox_for(badges, faults=FaultProfile(seed=8, server_error=0.25, drop=0.1))
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--rate", "unlimited", "--max-attempts", "1", "--timeout", "2",
-                     "--no-progress", "--out", str(out), env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--max-attempts",
+        "1",
+        "--timeout",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        env=CREDENTIALS,
+    )
     assert result.returncode == 1, result.stderr
     return badges, sandbox, out
 
@@ -53,8 +66,9 @@ def test_verify_settles_failed_rows_as_the_server_has_them(tmp_path, sandbox_for
             assert row["verified"] == "inactive"
     summary = read_summary(out)
     verification = summary["verification"]
-    counted = {v: sum(1 for r in report if r["verified"] == v)
-               for v in ("inactive", "active", "unverifiable")}
+    counted = {
+        v: sum(1 for r in report if r["verified"] == v) for v in ("inactive", "active", "unverifiable")
+    }
     assert {k: verification[k] for k in counted} == counted
     assert verification["checked"] == sum(counted.values())
     assert verification["sample"] == 5 and verification["revokedFoundActive"] == 0
@@ -66,8 +80,20 @@ def test_a_revoked_row_found_active_is_an_alarm(tmp_path, sandbox_for):
     sandbox = sandbox_for(badges)
     out = tmp_path / "run"
     source = write_input(tmp_path / "in.csv", badges)
-    assert run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited",
-                   "--out", str(out), env=CREDENTIALS).returncode == 0
+    assert (
+        run_cli(
+            "run",
+            str(source),
+            "--host",
+            sandbox.url,
+            "--rate",
+            "unlimited",
+            "--out",
+            str(out),
+            env=CREDENTIALS,
+        ).returncode
+        == 0
+    )
     sandbox.reactivate(badges[3].key)  # someone re-issues the badge behind the run's back
     result = run_cli("verify", str(out), "--all", "--host", sandbox.url, env=CREDENTIALS)
     assert result.returncode == 1, result.stderr
@@ -78,8 +104,17 @@ def test_a_revoked_row_found_active_is_an_alarm(tmp_path, sandbox_for):
 
 def test_run_with_verify_on_the_sandbox(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("run", str(ROOT / "sample_inputs" / "revocations.csv"), "--sandbox",
-                     "--verify", "--sample", "3", "--no-progress", "--out", str(out))
+    result = run_cli(
+        "run",
+        str(ROOT / "sample_inputs" / "revocations.csv"),
+        "--sandbox",
+        "--verify",
+        "--sample",
+        "3",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 1, result.stderr  # the sample holds invalid rows on purpose
     summary = read_summary(out)
     assert summary["verification"]["revokedFoundActive"] == 0
@@ -96,8 +131,7 @@ class _Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
-                hook.messages.append({"path": self.path,
-                                      "body": json.loads(self.rfile.read(length))})
+                hook.messages.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
                 self.send_response(200)
                 self.end_headers()
 
@@ -122,9 +156,16 @@ def webhook():
 
 def test_one_message_per_run_and_the_url_is_kept_secret(tmp_path, webhook):
     out = tmp_path / "run"
-    result = run_cli("run", str(ROOT / "sample_inputs" / "revocations.csv"), "--sandbox",
-                     "--no-progress", "-v", "--out", str(out),
-                     env={"BULKREVOKE_NOTIFY_URL": webhook.url})
+    result = run_cli(
+        "run",
+        str(ROOT / "sample_inputs" / "revocations.csv"),
+        "--sandbox",
+        "--no-progress",
+        "-v",
+        "--out",
+        str(out),
+        env={"BULKREVOKE_NOTIFY_URL": webhook.url},
+    )
     assert result.returncode == 1, result.stderr
     assert len(webhook.messages) == 1
     message = webhook.messages[0]
@@ -139,8 +180,15 @@ def test_one_message_per_run_and_the_url_is_kept_secret(tmp_path, webhook):
 
 
 def test_a_run_that_ends_before_sending_still_notifies(tmp_path, webhook):
-    result = run_cli("run", str(tmp_path / "missing.csv"), "--sandbox", "--notify", webhook.url,
-                     "--out", str(tmp_path / "run"))
+    result = run_cli(
+        "run",
+        str(tmp_path / "missing.csv"),
+        "--sandbox",
+        "--notify",
+        webhook.url,
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 2, result.stderr
     assert len(webhook.messages) == 1
     assert webhook.messages[0]["body"]["exitCode"] == 2

@@ -13,8 +13,7 @@ SAMPLE = ROOT / "sample_inputs" / "revocations.csv"
 def test_history_lists_every_run_newest_first_and_survives_broken_ones(tmp_path):
     reports = tmp_path / "reports"
     source = write_input(tmp_path / "small.csv", make_badges(3, seed=51))
-    assert run_cli("run", str(SAMPLE), "--sandbox", "--ticket", "CHG-42", "-q",
-                   cwd=tmp_path).returncode == 1
+    assert run_cli("run", str(SAMPLE), "--sandbox", "--ticket", "CHG-42", "-q", cwd=tmp_path).returncode == 1
     assert run_cli("run", str(source), "--dry-run", "-q", cwd=tmp_path).returncode == 0
     runs = sorted(reports.iterdir(), key=lambda p: "small" in p.name)  # the sandbox run first
     assert len(runs) == 2 and runs[0].name.endswith("-revocations")

@@ -30,12 +30,28 @@ from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, rende
 from .conftest import CREDENTIALS, HEADER, Badge, run_cli, sandbox_settings
 
 META = "698dae82d30c4f6b3da9dc06"
-FORMULAS = ['=HYPERLINK("http://evil.example/x";"click")', "+918800000000", "-2+3",
-            "@SUM(1+1)*cmd", "=cmd|' /C calc'!A0", "#N/A"]
-MARKUP = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
-          '"><a href="http://evil.example/">x</a>', "&lt;b&gt;"]
-CONTROLS = ["\x1b[31mred\x1b[0m", "\x1b]0;owned\x07", "abc\u202egpj.exe", "a\x00b",
-            "line\r\nX-Injected: 1", "_x0041_"]
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/x";"click")',
+    "+918800000000",
+    "-2+3",
+    "@SUM(1+1)*cmd",
+    "=cmd|' /C calc'!A0",
+    "#N/A",
+]
+MARKUP = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><a href="http://evil.example/">x</a>',
+    "&lt;b&gt;",
+]
+CONTROLS = [
+    "\x1b[31mred\x1b[0m",
+    "\x1b]0;owned\x07",
+    "abc\u202egpj.exe",
+    "a\x00b",
+    "line\r\nX-Injected: 1",
+    "_x0041_",
+]
 LONG = "L" * 40_000
 VALUES = [*FORMULAS, *MARKUP, *CONTROLS, LONG]
 FILE_NAME = "in\x1b[31m<img src=x onerror=alert(3)>\r\nFAKE LINE.csv"
@@ -65,9 +81,19 @@ def hostile(tmp_path_factory):
         csv.writer(out).writerows([HEADER, *rows])
     badges = [Badge(m, c, e, t or "id") for m, c, e, t in rows if m == META]
     with SandboxThread(sandbox_settings(badges)) as sandbox:
-        result = run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited",
-                         "--out", str(base / RUN_NAME), "--ticket", TICKET,
-                         env={**CREDENTIALS, "LOGNAME": OPERATOR})
+        result = run_cli(
+            "run",
+            str(source),
+            "--host",
+            sandbox.url,
+            "--rate",
+            "unlimited",
+            "--out",
+            str(base / RUN_NAME),
+            "--ticket",
+            TICKET,
+            env={**CREDENTIALS, "LOGNAME": OPERATOR},
+        )
     assert result.returncode == 1, result.stderr
     return base / RUN_NAME, result, rows
 
@@ -99,8 +125,10 @@ def test_the_workbook_shows_each_value_as_text_on_every_sheet(hostile):
                 assert cell.data_type in ("s", "n"), (sheet.title, cell.coordinate, cell.value)
                 if cell.data_type == "s" and cell.value.startswith(("=", "+", "-", "@")):
                     assert cell.quotePrefix, cell.value
-    shown = [["" if c.value is None else ooxml_unescape(str(c.value)) for c in row]
-             for row in book["Report"].iter_rows()]
+    shown = [
+        ["" if c.value is None else ooxml_unescape(str(c.value)) for c in row]
+        for row in book["Report"].iter_rows()
+    ]
     assert len(shown) == len(expected)
     for got, want in zip(shown, expected, strict=True):
         for cell, field in zip(got, want, strict=True):
@@ -116,15 +144,26 @@ def test_the_workbook_shows_each_value_as_text_on_every_sheet(hostile):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("soffice") is None,
-                    reason="no LibreOffice (soffice) on this machine to open report.xlsx")
+@pytest.mark.skipif(
+    shutil.which("soffice") is None, reason="no LibreOffice (soffice) on this machine to open report.xlsx"
+)
 def test_a_spreadsheet_shows_exactly_what_report_csv_holds(hostile, tmp_path):
     run_dir, _, _ = hostile
     converted = subprocess.run(
-        ["soffice", "--headless", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
-         "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,"
-         "false,-1", str(run_dir / "report.xlsx"), "--outdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120)
+        [
+            "soffice",
+            "--headless",
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+            str(run_dir / "report.xlsx"),
+            "--outdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert converted.returncode == 0, converted.stderr
     with (tmp_path / "report-Report.csv").open(newline="", encoding="utf-8") as f:
         shown = list(csv.reader(f))
@@ -184,8 +223,17 @@ def test_json_log_lines_each_parse_and_keep_the_value(hostile, tmp_path):
     with source.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows([HEADER, *rows])
     out_dir = tmp_path / RUN_NAME
-    result = run_cli("run", str(source), "--dry-run", "--out", str(out_dir), "--log-format",
-                     "json", "-v", env={"LOGNAME": OPERATOR})
+    result = run_cli(
+        "run",
+        str(source),
+        "--dry-run",
+        "--out",
+        str(out_dir),
+        "--log-format",
+        "json",
+        "-v",
+        env={"LOGNAME": OPERATOR},
+    )
     assert result.returncode == 1, result.stderr
     log = (out_dir / "run.log").read_text(encoding="utf-8")
     assert not UNSAFE.search(log)

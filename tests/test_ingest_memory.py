@@ -42,8 +42,7 @@ def _run_measured(command: list[str], log: Path) -> tuple[int, float, float]:
     so that other children of the test process don't count."""
     started = time.monotonic()
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
     seconds = time.monotonic() - started
@@ -58,10 +57,20 @@ def test_a_million_rows_dry_run_in_flat_memory(tmp_path: Path) -> None:
     _write_input(source)
     out, log = tmp_path / "run", tmp_path / "output.txt"
     code, seconds, peak = _run_measured(
-        [sys.executable, "-m", "bulkrevoke", "run", str(source), "--dry-run", "--out", str(out),
-         "--no-progress"], log)
-    print(f"\n1M-row dry run: {seconds:.1f} s, {ROWS / seconds:,.0f} rows/s, "
-          f"peak RSS {peak:.0f} MB")
+        [
+            sys.executable,
+            "-m",
+            "bulkrevoke",
+            "run",
+            str(source),
+            "--dry-run",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        log,
+    )
+    print(f"\n1M-row dry run: {seconds:.1f} s, {ROWS / seconds:,.0f} rows/s, peak RSS {peak:.0f} MB")
     assert code == 0, log.read_text(errors="replace")[-2000:]
     with (out / "report.csv").open(encoding="utf-8", newline="") as report:
         reader = csv.reader(report)
@@ -73,5 +82,5 @@ def test_a_million_rows_dry_run_in_flat_memory(tmp_path: Path) -> None:
     # The rows went to the ledger 32,768 or more to a BLOB (the last one excepted), not a
     # row per insert.
     with contextlib.closing(sqlite3.connect(out / "ledger.sqlite")) as ledger:
-        blobs, = ledger.execute("SELECT COUNT(*) FROM row_batches").fetchone()
+        (blobs,) = ledger.execute("SELECT COUNT(*) FROM row_batches").fetchone()
     assert 1 <= blobs <= math.ceil(ROWS / STORE_ROWS)

@@ -43,12 +43,28 @@ class Outcome:
 def _run(case: Any, directory: Path) -> Outcome:
     path = corpus.write(case, directory)
     out = directory / f"run-{case.name}"
-    command = [sys.executable, "-m", "bulkrevoke", "run", "-" if case.stdin else str(path),
-               "--dry-run", "--out", str(out), "--no-progress", *case.args]
+    command = [
+        sys.executable,
+        "-m",
+        "bulkrevoke",
+        "run",
+        "-" if case.stdin else str(path),
+        "--dry-run",
+        "--out",
+        str(out),
+        "--no-progress",
+        *case.args,
+    ]
     process = subprocess.run(
-        command, input=path.read_text("utf-8") if case.stdin else None, capture_output=True,
-        text=True, encoding="utf-8", errors="replace", timeout=case.timeout,
-        stdin=None if case.stdin else subprocess.DEVNULL)
+        command,
+        input=path.read_text("utf-8") if case.stdin else None,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=case.timeout,
+        stdin=None if case.stdin else subprocess.DEVNULL,
+    )
     return Outcome(path, out, process)
 
 

@@ -10,9 +10,14 @@ META = "698dae82d30c4f6b3da9dc06"
 
 
 def _rows(first, last, invalid=()):
-    return [row_batch([(i, META, str(i), "id", f"{i:024x}",
-                       "malformed_id" if i in invalid else None, None)
-                      for i in range(first, last + 1)])]
+    return [
+        row_batch(
+            [
+                (i, META, str(i), "id", f"{i:024x}", "malformed_id" if i in invalid else None, None)
+                for i in range(first, last + 1)
+            ]
+        )
+    ]
 
 
 def test_ledger_is_private_and_stores_rows_in_batches(tmp_path):
@@ -51,8 +56,7 @@ def test_intent_marks_rows_in_doubt_until_an_outcome(tmp_path):
         assert ledger.in_doubt_count() == 1
         (pending,) = list(ledger.pending())
         assert [(r.row, r.in_doubt) for r in pending] == [(2, True), (3, False)]
-        assert [o[:3] for o in ledger.outcomes_between(1, 3)] == [
-            (1, "revoked", 0), (2, None, 1)]
+        assert [o[:3] for o in ledger.outcomes_between(1, 3)] == [(1, "revoked", 0), (2, None, 1)]
 
 
 def test_a_ledger_of_another_schema_is_refused(tmp_path):

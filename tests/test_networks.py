@@ -43,9 +43,27 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,DNS:api.test,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,DNS:api.test,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -62,10 +80,29 @@ class ForwardProxy:
         self.log = folder / "proxy.log"
         port_file = folder / "proxy.port"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "proxy", "--hostname", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file), "--num-workers", "1", "--num-acceptors", "1",
-             "--log-level", "i", "--log-file", str(self.log), *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "proxy",
+                "--hostname",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--num-workers",
+                "1",
+                "--num-acceptors",
+                "1",
+                "--log-level",
+                "i",
+                "--log-file",
+                str(self.log),
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 20
         while not (port_file.exists() and port_file.read_text().strip()):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -102,25 +139,37 @@ def guarded_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForwardP
     yield from _proxy(tmp_path_factory, "--basic-auth", f"{PROXY_USER}:{PROXY_PASSWORD}")
 
 
-def _tls_run(tmp_path: Path, sandbox_for, tls_files, *args: str, env=None, count: int = 12,
-             host: str = "localhost"):
+def _tls_run(
+    tmp_path: Path, sandbox_for, tls_files, *args: str, env=None, count: int = 12, host: str = "localhost"
+):
     cert, key = tls_files
     badges = make_badges(count, seed=61, inactive_share=0)
     sandbox = sandbox_for(badges, tls_cert=str(cert), tls_key=str(key))
     port = sandbox.url.rsplit(":", 1)[1]
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host",
-                     f"https://{host}:{port}", "--ca-bundle", str(cert), "--rate", "unlimited",
-                     "--no-progress", "--out", str(out), *args, env={**CREDENTIALS, **(env or {})})
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        f"https://{host}:{port}",
+        "--ca-bundle",
+        str(cert),
+        "--rate",
+        "unlimited",
+        "--no-progress",
+        "--out",
+        str(out),
+        *args,
+        env={**CREDENTIALS, **(env or {})},
+    )
     return result, sandbox, out, port
 
 
-def test_https_proxy_from_the_environment_carries_the_run(tmp_path, sandbox_for, tls_files,
-                                                           open_proxy):
+def test_https_proxy_from_the_environment_carries_the_run(tmp_path, sandbox_for, tls_files, open_proxy):
     before = len(open_proxy.connects())
     result, sandbox, out, port = _tls_run(
-        tmp_path, sandbox_for, tls_files, "-v",
-        env={"HTTPS_PROXY": f"http://127.0.0.1:{open_proxy.port}"})
+        tmp_path, sandbox_for, tls_files, "-v", env={"HTTPS_PROXY": f"http://127.0.0.1:{open_proxy.port}"}
+    )
     assert result.returncode == 0, result.stderr
     assert {r["status"] for r in read_report(out)} == {"revoked"}
     assert sandbox.truth().requests == 12
@@ -131,20 +180,28 @@ def test_https_proxy_from_the_environment_carries_the_run(tmp_path, sandbox_for,
 def test_no_proxy_bypasses_it(tmp_path, sandbox_for, tls_files, open_proxy):
     before = len(open_proxy.connects())
     result, sandbox, _out, _ = _tls_run(
-        tmp_path, sandbox_for, tls_files,
-        env={"https_proxy": f"http://127.0.0.1:{open_proxy.port}", "NO_PROXY": "example.com,localhost"})
+        tmp_path,
+        sandbox_for,
+        tls_files,
+        env={"https_proxy": f"http://127.0.0.1:{open_proxy.port}", "NO_PROXY": "example.com,localhost"},
+    )
     assert result.returncode == 0, result.stderr
     assert sandbox.truth().requests == 12
     assert open_proxy.connects()[before:] == []
 
 
-def test_proxy_credentials_are_used_and_never_written(tmp_path, sandbox_for, tls_files,
-                                                      guarded_proxy):
+def test_proxy_credentials_are_used_and_never_written(tmp_path, sandbox_for, tls_files, guarded_proxy):
     proxy_url = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{guarded_proxy.port}"
     # --proxy wins over the environment's (dead) proxy.
     result, sandbox, out, port = _tls_run(
-        tmp_path, sandbox_for, tls_files, "--proxy", proxy_url, "-vv",
-        env={"HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}"})
+        tmp_path,
+        sandbox_for,
+        tls_files,
+        "--proxy",
+        proxy_url,
+        "-vv",
+        env={"HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}"},
+    )
     assert result.returncode == 0, result.stderr
     assert sandbox.truth().requests == 12
     assert any(f"CONNECT localhost:{port}" in line for line in guarded_proxy.connects())
@@ -153,22 +210,30 @@ def test_proxy_credentials_are_used_and_never_written(tmp_path, sandbox_for, tls
         assert PROXY_PASSWORD.encode() not in file.read_bytes(), file.name
 
 
-def test_proxy_that_refuses_its_credentials_stops_the_run(tmp_path, sandbox_for, tls_files,
-                                                         guarded_proxy):
+def test_proxy_that_refuses_its_credentials_stops_the_run(tmp_path, sandbox_for, tls_files, guarded_proxy):
     result, sandbox, _out, _ = _tls_run(
-        tmp_path, sandbox_for, tls_files,
-        env={"HTTPS_PROXY": f"http://{PROXY_USER}:wrong@127.0.0.1:{guarded_proxy.port}"})
+        tmp_path,
+        sandbox_for,
+        tls_files,
+        env={"HTTPS_PROXY": f"http://{PROXY_USER}:wrong@127.0.0.1:{guarded_proxy.port}"},
+    )
     assert result.returncode == 3, result.stderr
     assert "proxy refused its credentials" in result.stderr
     assert "Traceback" not in result.stderr and "wrong" not in result.stderr
     assert sandbox.truth().requests == 0
 
 
-def test_a_dead_proxy_ends_the_run_without_a_traceback_and_nothing_sent(tmp_path, sandbox_for,
-                                                                        tls_files):
+def test_a_dead_proxy_ends_the_run_without_a_traceback_and_nothing_sent(tmp_path, sandbox_for, tls_files):
     result, sandbox, out, _ = _tls_run(
-        tmp_path, sandbox_for, tls_files, "--max-attempts", "2", "--backoff", "0",
-        env={"HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}"})
+        tmp_path,
+        sandbox_for,
+        tls_files,
+        "--max-attempts",
+        "2",
+        "--backoff",
+        "0",
+        env={"HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}"},
+    )
     assert result.returncode in (1, 3), result.stderr
     assert "Traceback" not in result.stderr
     assert sandbox.truth().requests == 0
@@ -183,11 +248,20 @@ class _Loopback(AbstractResolver):
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.asked.append(host)
-        return [ResolveResult(hostname=host, host="127.0.0.1", port=port, family=socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
 
     async def close(self) -> None:
         return None
@@ -200,11 +274,17 @@ async def test_a_host_with_a_trailing_dot_is_verified_without_it(sandbox_for, tl
     port = sandbox.url.rsplit(":", 1)[1]
     resolver = _Loopback()
     badge = badges[0]
-    row = PendingRow(1, badge.badge_meta_id, badge.customer_id, badge.identifier_type,
-                     badge.earned_badge_id, False)
-    async with CapillaryClient(f"https://api.test.:{port}", Credentials(USERNAME, PASSWORD),
-                               timeout=5, concurrency=1, ca_bundle=cert,
-                               resolver=resolver) as client:
+    row = PendingRow(
+        1, badge.badge_meta_id, badge.customer_id, badge.identifier_type, badge.earned_badge_id, False
+    )
+    async with CapillaryClient(
+        f"https://api.test.:{port}",
+        Credentials(USERNAME, PASSWORD),
+        timeout=5,
+        concurrency=1,
+        ca_bundle=cert,
+        resolver=resolver,
+    ) as client:
         reply = await client.revoke_earned_badge(row)
     assert reply.kind is ReplyKind.SUCCESS, reply
     assert resolver.asked == ["api.test."]  # looked up as the FQDN, verified as api.test
@@ -214,15 +294,26 @@ def _sandbox_run(tmp_path: Path, sandbox_for, faults: FaultProfile, *args: str, 
     badges = make_badges(count, seed=62, inactive_share=0.2)
     sandbox = sandbox_for(badges, faults=faults)
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--rate", "unlimited", "--backoff", "0.01", "--no-progress", "--out",
-                     str(out), *args, env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--backoff",
+        "0.01",
+        "--no-progress",
+        "--out",
+        str(out),
+        *args,
+        env=CREDENTIALS,
+    )
     return result, sandbox, out, badges
 
 
 def test_load_balancer_408s_are_sent_again(tmp_path, sandbox_for):
-    result, sandbox, out, badges = _sandbox_run(tmp_path, sandbox_for,
-                                                FaultProfile(seed=3, not_read=0.05))
+    result, sandbox, out, badges = _sandbox_run(tmp_path, sandbox_for, FaultProfile(seed=3, not_read=0.05))
     assert result.returncode == 0, result.stderr
     report = read_report(out)
     truth = sandbox.truth()
@@ -233,8 +324,7 @@ def test_load_balancer_408s_are_sent_again(tmp_path, sandbox_for):
 
 
 def test_a_host_that_is_not_the_api_stops_the_run_quickly(tmp_path, sandbox_for):
-    result, sandbox, out, _ = _sandbox_run(tmp_path, sandbox_for,
-                                           FaultProfile(gateway_page=1.0), count=400)
+    result, sandbox, out, _ = _sandbox_run(tmp_path, sandbox_for, FaultProfile(gateway_page=1.0), count=400)
     assert result.returncode == 3, result.stderr
     assert "does not answer like the Badges API" in result.stderr and "--host" in result.stderr
     assert "Traceback" not in result.stderr
@@ -256,8 +346,9 @@ def test_gzipped_answers_and_http_date_retry_after(tmp_path, sandbox_for):
 
 
 def test_an_unconfirmed_row_says_why_and_verbose_logs_every_retry(tmp_path, sandbox_for):
-    result, _sandbox, out, _ = _sandbox_run(tmp_path, sandbox_for, FaultProfile(seed=5, drop=0.3),
-                                           "-v", "--timeout", "2", "--max-attempts", "12")
+    result, _sandbox, out, _ = _sandbox_run(
+        tmp_path, sandbox_for, FaultProfile(seed=5, drop=0.3), "-v", "--timeout", "2", "--max-attempts", "12"
+    )
     assert result.returncode == 0, result.stderr
     unconfirmed = [r for r in read_report(out) if r["status"] == "revoked_unconfirmed"]
     assert unconfirmed
@@ -269,15 +360,19 @@ def test_an_unconfirmed_row_says_why_and_verbose_logs_every_retry(tmp_path, sand
     assert all("connection_lost" in line for line in retries)
 
 
-@pytest.mark.parametrize("flags, says", [
-    (["--host", "https://localhost:99999"], "--host"),
-    (["--host", "https://localhost:8443/ä"], "--host"),
-    (["--host", "https://localhost:8443", "--proxy", "socks5://127.0.0.1:1080"], "--proxy"),
-    (["--host", "https://localhost:8443", "--proxy", "http://127.0.0.1:99999"], "--proxy"),
-])
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--host", "https://localhost:99999"], "--host"),
+        (["--host", "https://localhost:8443/ä"], "--host"),
+        (["--host", "https://localhost:8443", "--proxy", "socks5://127.0.0.1:1080"], "--proxy"),
+        (["--host", "https://localhost:8443", "--proxy", "http://127.0.0.1:99999"], "--proxy"),
+    ],
+)
 def test_configuration_is_refused_before_ingest(tmp_path, flags, says):
-    result = run_cli("run", str(tmp_path / "missing.csv"), *flags, "--out", str(tmp_path / "o"),
-                     env=CREDENTIALS)
+    result = run_cli(
+        "run", str(tmp_path / "missing.csv"), *flags, "--out", str(tmp_path / "o"), env=CREDENTIALS
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and says in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
@@ -288,8 +383,17 @@ def test_a_junk_ca_bundle_is_refused_before_anything_is_sent(tmp_path, sandbox_f
     junk.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     badges = make_badges(5, seed=63)
     sandbox = sandbox_for(badges)
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--ca-bundle", str(junk), "--out", str(tmp_path / "o"), env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--ca-bundle",
+        str(junk),
+        "--out",
+        str(tmp_path / "o"),
+        env=CREDENTIALS,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("bulkrevoke: error: --ca-bundle:")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -320,23 +424,39 @@ class _RawTlsPeer:
         self._server.close()
 
 
-@pytest.mark.parametrize("answer, says", [
-    (b"\x15\x03\x03\x00\x02\x02\x50", "internal_error alert"),   # fatal alert 80
-    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "protocol mismatch"),
-])
+@pytest.mark.parametrize(
+    "answer, says",
+    [
+        (b"\x15\x03\x03\x00\x02\x02\x50", "internal_error alert"),  # fatal alert 80
+        (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", "protocol mismatch"),
+    ],
+)
 def test_tls_handshake_failures_other_than_trust_are_retried(tmp_path, answer, says):
     peer = _RawTlsPeer(answer)
     badges = make_badges(3, seed=64)
     try:
-        result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host",
-                         f"https://127.0.0.1:{peer.port}", "--max-attempts", "2", "--backoff", "0",
-                         "--rate", "unlimited", "--out", str(tmp_path / "o"), env=CREDENTIALS)
+        result = run_cli(
+            "run",
+            str(write_input(tmp_path / "in.csv", badges)),
+            "--host",
+            f"https://127.0.0.1:{peer.port}",
+            "--max-attempts",
+            "2",
+            "--backoff",
+            "0",
+            "--rate",
+            "unlimited",
+            "--out",
+            str(tmp_path / "o"),
+            env=CREDENTIALS,
+        )
     finally:
         peer.close()
     assert result.returncode == 1, result.stderr  # failed rows, not a safety stop
     report = read_report(tmp_path / "o")
     assert {(r["status"], r["errorCode"], r["attempts"]) for r in report} == {
-        ("failed", "tls_handshake", "2")}
+        ("failed", "tls_handshake", "2")
+    }
     assert all(says in r["errorMessage"] for r in report), report[0]["errorMessage"]
     assert peer.hellos == 6
 
@@ -346,8 +466,7 @@ def test_library_runs_in_one_second_get_their_own_directories(tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     write_input(tmp_path / "in.csv", make_badges(4, seed=65))
-    runs = [bulkrevoke.revoke(str(tmp_path / "in.csv"), dry_run=True, no_progress=True)
-            for _ in range(3)]
+    runs = [bulkrevoke.revoke(str(tmp_path / "in.csv"), dry_run=True, no_progress=True) for _ in range(3)]
     directories = {result.run_dir.resolve() for result in runs}
     assert len(directories) == 3
     assert all(d.parent == (tmp_path / "reports").resolve() for d in directories)
@@ -359,11 +478,18 @@ def test_no_answer_from_a_blackholed_proxy_is_bounded(tmp_path, sandbox_for, tls
     silent = socket.create_server(("127.0.0.1", 0))
     try:
         result, sandbox, out, _ = _tls_run(
-            tmp_path, sandbox_for, tls_files, "--max-attempts", "1", "--timeout", "1",
-            env={"HTTPS_PROXY": f"http://127.0.0.1:{silent.getsockname()[1]}"}, count=2)
+            tmp_path,
+            sandbox_for,
+            tls_files,
+            "--max-attempts",
+            "1",
+            "--timeout",
+            "1",
+            env={"HTTPS_PROXY": f"http://127.0.0.1:{silent.getsockname()[1]}"},
+            count=2,
+        )
     finally:
         silent.close()
     assert result.returncode == 1, result.stderr
     assert sandbox.truth().requests == 0
     assert {r["status"] for r in read_report(out)} == {"failed"}
-

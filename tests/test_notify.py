@@ -29,25 +29,31 @@ async def _webhook(status: int = 200):
 
 async def test_one_message_with_a_one_line_text(caplog):
     runner, url, received = await _webhook()
-    summary = {"runId": "20261201-101500-fraud", "counts": {"revoked": 3, "failed": 1,
-                                                              "invalid": 0}}
+    summary = {"runId": "20261201-101500-fraud", "counts": {"revoked": 3, "failed": 1, "invalid": 0}}
     caplog.set_level(logging.INFO, logger="bulkrevoke")
     try:
         assert await send(url, message(summary, None, exit_code=1), proxy=None, ca_bundle=None)
     finally:
         await runner.cleanup()
-    assert received == [{"text": "bulkrevoke run 20261201-101500-fraud finished, exit 1: "
-                                 "3 revoked, 1 failed",
-                         "runId": "20261201-101500-fraud", "exitCode": 1, "stopReason": None,
-                         "counts": {"revoked": 3, "failed": 1}, "runDir": None}]
+    assert received == [
+        {
+            "text": "bulkrevoke run 20261201-101500-fraud finished, exit 1: 3 revoked, 1 failed",
+            "runId": "20261201-101500-fraud",
+            "exitCode": 1,
+            "stopReason": None,
+            "counts": {"revoked": 3, "failed": 1},
+            "runDir": None,
+        }
+    ]
     assert "s3cr3t" not in caplog.text
 
 
 async def test_a_failed_notification_is_logged_without_the_url(caplog):
     runner, url, received = await _webhook(status=500)
     try:
-        assert not await send(url, message(None, None, exit_code=2, error="bad input"),
-                              proxy=None, ca_bundle=None)
+        assert not await send(
+            url, message(None, None, exit_code=2, error="bad input"), proxy=None, ca_bundle=None
+        )
     finally:
         await runner.cleanup()
     assert len(received) == 1 and received[0]["text"].endswith("ended before sending: bad input, exit 2")

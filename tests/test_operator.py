@@ -50,8 +50,7 @@ def test_no_bar_without_a_terminal_but_a_log_line(caplog):
         progress.start("send", 10)
         progress.outcome(Outcome(Status.REVOKED, 1))
     assert stream.getvalue() == ""
-    assert any(re.search(r"progress send: 1/10 rows, .* rows/s, eta", r.getMessage())
-               for r in caplog.records)
+    assert any(re.search(r"progress send: 1/10 rows, .* rows/s, eta", r.getMessage()) for r in caplog.records)
 
 
 def test_no_progress_disables_the_bar():
@@ -66,16 +65,29 @@ def test_no_progress_disables_the_bar():
 def _summary(**counts):
     base = {s.value: 0 for s in Status}
     base.update(counts)
-    return {"runId": "r1", "rows": sum(counts.values()), "counts": base, "dryRun": False,
-            "errorCodes": {"503": 4}, "errorMessages": {"503": "HTTP 503"},
-            "durationSeconds": 12.5, "requestsSent": 20, "achievedRequestsPerSecond": 1.6,
-            "throttled": 2, "retries": 4}
+    return {
+        "runId": "r1",
+        "rows": sum(counts.values()),
+        "counts": base,
+        "dryRun": False,
+        "errorCodes": {"503": 4},
+        "errorMessages": {"503": "HTTP 503"},
+        "durationSeconds": 12.5,
+        "requestsSent": 20,
+        "achievedRequestsPerSecond": 1.6,
+        "throttled": 2,
+        "retries": 4,
+    }
 
 
 def test_summary_text_counts_codes_and_the_resume_command():
-    text = format_summary(_summary(revoked=10, failed=4, not_attempted=6), Path("reports/r1"),
-                          rerun_args=["--host", "eu"], input_arg="list.csv",
-                          stop_message="authentication failed")
+    text = format_summary(
+        _summary(revoked=10, failed=4, not_attempted=6),
+        Path("reports/r1"),
+        rerun_args=["--host", "eu"],
+        input_arg="list.csv",
+        stop_message="authentication failed",
+    )
     assert re.search(r"revoked\s+10", text) and re.search(r"not_attempted\s+6", text)
     assert "503" in text and "HTTP 503" in text and "12.5s" in text and "2 throttled" in text
     assert "bulkrevoke run list.csv --out reports/r1 --resume --host eu" in text
@@ -83,15 +95,15 @@ def test_summary_text_counts_codes_and_the_resume_command():
 
 
 def test_summary_text_offers_to_rerun_failed_rows():
-    text = format_summary(_summary(revoked=10, failed=4), Path("reports/r1"),
-                          rerun_args=["--host", "eu"], input_arg="list.csv")
+    text = format_summary(
+        _summary(revoked=10, failed=4), Path("reports/r1"), rerun_args=["--host", "eu"], input_arg="list.csv"
+    )
     assert "bulkrevoke run reports/r1/failed.csv --host eu" in text
 
 
 def test_json_logs_parse_line_by_line(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("run", str(SAMPLE), "--sandbox", "--out", str(out), "--log-format", "json",
-                     "-v")
+    result = run_cli("run", str(SAMPLE), "--sandbox", "--out", str(out), "--log-format", "json", "-v")
     assert result.returncode == 1
     file_lines = (out / "run.log").read_text().splitlines()
     stderr_json = [line for line in result.stderr.splitlines() if line.startswith("{")]
@@ -108,10 +120,31 @@ def test_quiet_prints_nothing_on_success(tmp_path):
 
 
 DOCUMENTED_FLAGS = [
-    "--out", "--sandbox", "--host", "--rate", "--concurrency", "--max-attempts", "--timeout",
-    "--identifier", "--column", "--dry-run", "--resume", "--max-error-rate", "--delimiter",
-    "--config", "--ca-bundle", "--mask-pii", "--no-progress", "--log-format", "-v", "-q",
-    "--sandbox-state", "--backoff", "--backoff-cap", "--retry-after-cap", "--row-deadline",
+    "--out",
+    "--sandbox",
+    "--host",
+    "--rate",
+    "--concurrency",
+    "--max-attempts",
+    "--timeout",
+    "--identifier",
+    "--column",
+    "--dry-run",
+    "--resume",
+    "--max-error-rate",
+    "--delimiter",
+    "--config",
+    "--ca-bundle",
+    "--mask-pii",
+    "--no-progress",
+    "--log-format",
+    "-v",
+    "-q",
+    "--sandbox-state",
+    "--backoff",
+    "--backoff-cap",
+    "--retry-after-cap",
+    "--row-deadline",
 ]
 
 
@@ -134,15 +167,17 @@ def test_every_flag_has_help_and_examples():
 
 def test_library_on_a_dataframe_outside_a_loop(tmp_path):
     badges = make_badges(30, seed=41, inactive_share=0)
-    frame = pd.DataFrame({
-        "badge_meta_id": [b.badge_meta_id for b in badges],
-        "cust": [int(b.customer_id) if b.identifier_type == "id" else b.customer_id
-                 for b in badges],
-        "earnedBadgeId": [b.earned_badge_id for b in badges],
-        "identifierType": [b.identifier_type for b in badges],
-    })
-    result = bulkrevoke.revoke(frame, sandbox=True, out=tmp_path / "run",
-                               column={"customerId": "cust"}, no_progress=True)
+    frame = pd.DataFrame(
+        {
+            "badge_meta_id": [b.badge_meta_id for b in badges],
+            "cust": [int(b.customer_id) if b.identifier_type == "id" else b.customer_id for b in badges],
+            "earnedBadgeId": [b.earned_badge_id for b in badges],
+            "identifierType": [b.identifier_type for b in badges],
+        }
+    )
+    result = bulkrevoke.revoke(
+        frame, sandbox=True, out=tmp_path / "run", column={"customerId": "cust"}, no_progress=True
+    )
     assert result.exit_code == 0
     report = result.report
     assert list(report.columns) == list(REPORT_COLUMNS)
@@ -158,8 +193,7 @@ def test_library_on_a_dataframe_outside_a_loop(tmp_path):
 async def test_library_inside_a_running_loop(tmp_path):
     with pytest.raises(bulkrevoke.BulkRevokeError, match="revoke_async"):
         bulkrevoke.revoke(str(SAMPLE), sandbox=True)
-    result = await bulkrevoke.revoke_async(str(SAMPLE), sandbox=True, out=tmp_path / "run",
-                                           no_progress=True)
+    result = await bulkrevoke.revoke_async(str(SAMPLE), sandbox=True, out=tmp_path / "run", no_progress=True)
     assert result.exit_code == 1
     assert result.summary["counts"]["revoked"] == 24
     assert result.run_dir == tmp_path / "run"
@@ -181,8 +215,17 @@ def test_config_file_settings_reach_the_run(tmp_path):
     source = tmp_path / "in.csv"
     source.write_text(SAMPLE.read_text().replace("customerId", "cust", 1))
     out = tmp_path / "run"
-    result = run_cli("run", str(source), "--sandbox", "--config", str(config), "--out", str(out),
-                     "--sandbox-state", str(ROOT / "sample_inputs" / "revocations.state.csv"))
+    result = run_cli(
+        "run",
+        str(source),
+        "--sandbox",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--sandbox-state",
+        str(ROOT / "sample_inputs" / "revocations.state.csv"),
+    )
     assert result.returncode == 1, result.stderr
     assert len(read_report(out)) == 38
     log = (out / "run.log").read_text()
@@ -197,9 +240,9 @@ def test_a_run_never_imports_pandas(tmp_path):
         "from bulkrevoke.cli import main\n"
         f"code = main(['run', {str(SAMPLE)!r}, '--sandbox', '--no-progress', '-q', "
         f"'--out', {str(tmp_path / 'run')!r}])\n"
-        "print(code, 'pandas' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120)
+        "print(code, 'pandas' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["1", "False"], result.stderr
 
 
@@ -212,8 +255,10 @@ def test_a_dry_run_never_imports_the_network_stack(tmp_path):
         "from bulkrevoke.cli import main\n"
         f"code = main(['run', {str(tmp_path / 'in.csv')!r}, '--dry-run', "
         f"'--no-progress', '-q', '--out', {str(tmp_path / 'run')!r}])\n"
-        "print(code, 'aiohttp' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, env=cli_env())
+        "print(code, 'aiohttp' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=cli_env()
+    )
     assert result.stdout.split() == ["0", "False"], result.stderr
     assert {r["status"] for r in read_report(tmp_path / "run")} == {"would_revoke"}

@@ -11,17 +11,20 @@ from bulkrevoke.report.render import REPORT_COLUMNS, Masker
 META = "698dae82d30c4f6b3da9dc06"
 
 
-@pytest.mark.parametrize("counts, dry_run, stop, code", [
-    ({"revoked": 3, "already_inactive": 1, "duplicate": 1, "revoked_unconfirmed": 1}, False, None, 0),
-    ({"revoked": 3, "invalid": 1}, False, None, 1),
-    ({"revoked": 3, "failed": 1}, False, None, 1),
-    ({"revoked": 3, "not_attempted": 2}, False, "auth", 3),
-    ({"revoked": 3, "not_attempted": 2}, False, "error_rate", 3),
-    ({"revoked": 3, "not_attempted": 2}, False, "signal", 130),
-    ({"revoked": 3, "not_attempted": 2}, False, None, 1),   # a crash, rebuilt by `report`
-    ({"would_revoke": 3, "duplicate": 1}, True, None, 0),
-    ({"would_revoke": 3, "invalid": 1}, True, None, 1),
-])
+@pytest.mark.parametrize(
+    "counts, dry_run, stop, code",
+    [
+        ({"revoked": 3, "already_inactive": 1, "duplicate": 1, "revoked_unconfirmed": 1}, False, None, 0),
+        ({"revoked": 3, "invalid": 1}, False, None, 1),
+        ({"revoked": 3, "failed": 1}, False, None, 1),
+        ({"revoked": 3, "not_attempted": 2}, False, "auth", 3),
+        ({"revoked": 3, "not_attempted": 2}, False, "error_rate", 3),
+        ({"revoked": 3, "not_attempted": 2}, False, "signal", 130),
+        ({"revoked": 3, "not_attempted": 2}, False, None, 1),  # a crash, rebuilt by `report`
+        ({"would_revoke": 3, "duplicate": 1}, True, None, 0),
+        ({"would_revoke": 3, "invalid": 1}, True, None, 1),
+    ],
+)
 def test_exit_codes(counts, dry_run, stop, code):
     assert exit_code(Counter(counts), dry_run=dry_run, stop_reason=stop) == code
 
@@ -35,8 +38,7 @@ def test_masker_is_keyed_and_leaves_numeric_ids():
 
 
 def _rows(first, last):
-    return row_batch([(i, META, str(i), "id", f"{i:024x}", None, None)
-                      for i in range(first, last + 1)])
+    return row_batch([(i, META, str(i), "id", f"{i:024x}", None, None) for i in range(first, last + 1)])
 
 
 def _read_csv(path):
@@ -46,20 +48,51 @@ def _read_csv(path):
 
 def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        ledger.ingest([row_batch([
-            *((i, META, str(i), "id", f"{i:024x}", None, None) for i in range(1, 4)),
-            (4, "", "4", "id", f"{4:024x}", "715", "badgeMetaId is missing"),
-            (5, META, "1", "id", f"{1:024x}", None, None)])])
+        ledger.ingest(
+            [
+                row_batch(
+                    [
+                        *((i, META, str(i), "id", f"{i:024x}", None, None) for i in range(1, 4)),
+                        (4, "", "4", "id", f"{4:024x}", "715", "badgeMetaId is missing"),
+                        (5, META, "1", "id", f"{1:024x}", None, None),
+                    ]
+                )
+            ]
+        )
         ledger.add_duplicates([(5, 1)])
         ledger.mark_intent([2])
-        ledger.record([(1, Outcome(Status.REVOKED, 1, is_active=False, http_status=200,
-                                   request_id="r1", completed_at="2026-01-01T00:00:00.000Z"))], {})
+        ledger.record(
+            [
+                (
+                    1,
+                    Outcome(
+                        Status.REVOKED,
+                        1,
+                        is_active=False,
+                        http_status=200,
+                        request_id="r1",
+                        completed_at="2026-01-01T00:00:00.000Z",
+                    ),
+                )
+            ],
+            {},
+        )
         ledger.set_meta(stop_reason="signal", dry_run=False)
         summary = write_reports(ledger, tmp_path)
     header, *lines = _read_csv(tmp_path / "report.csv")
     assert tuple(header) == REPORT_COLUMNS
-    assert lines[0][5:15] == ["revoked", "false", "", "", "", "200", "1", "r1", "",
-                              "2026-01-01T00:00:00.000Z"]
+    assert lines[0][5:15] == [
+        "revoked",
+        "false",
+        "",
+        "",
+        "",
+        "200",
+        "1",
+        "r1",
+        "",
+        "2026-01-01T00:00:00.000Z",
+    ]
     assert lines[1][5:9] == ["not_attempted", "", "in_doubt", "run"]
     assert "--resume will settle it" in lines[1][9]
     assert lines[2][5:9] == ["not_attempted", "", "", "run"]
@@ -70,8 +103,11 @@ def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
     assert summary["errorCodes"] == {"715": 1, "in_doubt": 1}
     assert summary["errorMessages"]["715"] == "badgeMetaId is missing"
     failed = _read_csv(tmp_path / "failed.csv")
-    assert failed == [["badgeMetaId", "customerId", "earnedBadgeId", "identifierType"],
-                      [META, "2", f"{2:024x}", "id"], [META, "3", f"{3:024x}", "id"]]
+    assert failed == [
+        ["badgeMetaId", "customerId", "earnedBadgeId", "identifierType"],
+        [META, "2", f"{2:024x}", "id"],
+        [META, "3", f"{3:024x}", "id"],
+    ]
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "report.parquet")
@@ -83,8 +119,16 @@ def test_pending_rows_render_as_not_attempted_and_in_doubt(tmp_path):
 
 def test_customer_ids_are_masked_by_type_in_the_report_but_not_in_failed_csv(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        ledger.ingest([row_batch([(1, META, "a@b.co", "email", f"{1:024x}", None, None),
-                                  (2, META, "42", "id", f"{2:024x}", None, None)])])
+        ledger.ingest(
+            [
+                row_batch(
+                    [
+                        (1, META, "a@b.co", "email", f"{1:024x}", None, None),
+                        (2, META, "42", "id", f"{2:024x}", None, None),
+                    ]
+                )
+            ]
+        )
         ledger.set_meta(dry_run=False)
         write_reports(ledger, tmp_path, pii_key=b"k1")
     lines = _read_csv(tmp_path / "report.csv")[1:]

@@ -17,8 +17,12 @@ NUMBERED_SECTION = re.compile(r"§\s*\d")
 
 
 def _scanned_files() -> list[Path]:
-    return [path for folder in SCANNED for path in sorted((ROOT / folder).rglob("*"))
-            if path.suffix in SUFFIXES and "__pycache__" not in path.parts]
+    return [
+        path
+        for folder in SCANNED
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.suffix in SUFFIXES and "__pycache__" not in path.parts
+    ]
 
 
 def uncited_documents(path: Path, text: str) -> list[str]:
@@ -34,8 +38,11 @@ def uncited_documents(path: Path, text: str) -> list[str]:
 
 
 def test_every_cited_document_is_in_the_repository() -> None:
-    found = {str(path.relative_to(ROOT)): problems for path in _scanned_files()
-             if (problems := uncited_documents(path, path.read_text("utf-8")))}
+    found = {
+        str(path.relative_to(ROOT)): problems
+        for path in _scanned_files()
+        if (problems := uncited_documents(path, path.read_text("utf-8")))
+    }
     assert found == {}
 
 
@@ -43,8 +50,7 @@ def test_the_check_finds_a_document_that_is_not_here() -> None:
     here = ROOT / "bulkrevoke" / "runner.py"
     elsewhere = "NOTES" + ".md"  # (spelled apart, or this file would cite it)
     section = "\N{SECTION SIGN}3"
-    text = ('"""See README.md and docs/design.md."""\n'
-            f"# as {elsewhere} says (section 2), and {section}\n")
+    text = f'"""See README.md and docs/design.md."""\n# as {elsewhere} says (section 2), and {section}\n'
     assert uncited_documents(here, text) == [f"2: {elsewhere}", f"2: {section}"]
 
 

@@ -97,9 +97,7 @@ async def post(
         return Reply(response.status, await response.text(), response.headers)
 
 
-async def revoke(
-    session: aiohttp.ClientSession, sandbox: Sandbox, key: BadgeKey, **headers: str
-) -> Reply:
+async def revoke(session: aiohttp.ClientSession, sandbox: Sandbox, key: BadgeKey, **headers: str) -> Reply:
     if key.identifier_type != "id":
         headers.setdefault("X-CAP-CUSTOMER-IDENTIFIER", key.identifier_type)
     return await post(session, sandbox.url + REVOKE, request_body(key), headers)
@@ -162,9 +160,7 @@ async def test_revoke_then_814(session: aiohttp.ClientSession) -> None:
     assert second.status == 200
     assert second.body == {
         "data": None,
-        "errors": [
-            {"code": 814, "message": "Active earn instance is not present", "reference": None}
-        ],
+        "errors": [{"code": 814, "message": "Active earn instance is not present", "reference": None}],
         "warnings": None,
     }
     record = truth.badges[key]
@@ -211,9 +207,7 @@ EARN_MISSING = (813, "EarnId is mandatory")
         ("[1, 2]", (400, "Request body must be a JSON object")),
     ],
 )
-async def test_validation_errors(
-    session: aiohttp.ClientSession, body: Any, error: tuple[int, str]
-) -> None:
+async def test_validation_errors(session: aiohttp.ClientSession, body: Any, error: tuple[int, str]) -> None:
     code, message = error
     async with Sandbox(SandboxSettings(unknown_badges="active")) as sandbox:
         reply = await post(session, sandbox.url + REVOKE, body)
@@ -235,26 +229,19 @@ async def test_customer_id_type_follows_identifier(session: aiohttp.ClientSessio
         as_text = {**request_body(by_id), "customerId": CUSTOMER}
         wrong_id = await post(session, url, as_text)
         email_header = {"X-CAP-CUSTOMER-IDENTIFIER": "email"}
-        wrong_email = await post(
-            session, url, {**request_body(by_email), "customerId": 5}, email_header
-        )
+        wrong_email = await post(session, url, {**request_body(by_email), "customerId": 5}, email_header)
         assert sandbox.truth().badges[by_id].active  # a refused request changes nothing
         right_id = await revoke(session, sandbox, by_id)
         right_email = await revoke(session, sandbox, by_email)
     assert (wrong_id.status, wrong_id.codes) == (400, [400])
-    assert (
-        wrong_id.body["errors"][0]["message"]
-        == "customerId must be a number for identifier type id"
-    )
+    assert wrong_id.body["errors"][0]["message"] == "customerId must be a number for identifier type id"
     assert (wrong_email.status, wrong_email.codes) == (400, [400])
     assert right_id.body["data"]["customerId"] == 566135941
     assert right_email.body["data"]["customerId"] == "a@example.com"
 
 
 async def test_every_response_has_a_unique_request_id(session: aiohttp.ClientSession) -> None:
-    settings = SandboxSettings(
-        username="store123", password=EXAMPLE_PASSWORD, state={badge(): True}
-    )
+    settings = SandboxSettings(username="store123", password=EXAMPLE_PASSWORD, state={badge(): True})
     async with Sandbox(settings) as sandbox:
         auth = {"Authorization": f"Basic {WORKED_EXAMPLE}"}
         replies = [
@@ -367,7 +354,10 @@ class _RecordedWaits:
 
 @pytest.mark.parametrize(("slow", "least", "most"), [(0, 0.05, 0.07), (1, 0.15, 0.17)])
 async def test_latency_jitter_and_the_slow_fault_delay_answers(
-    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, slow: float, least: float,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    slow: float,
+    least: float,
     most: float,
 ) -> None:
     from bulkrevoke.sandbox import endpoints
@@ -707,9 +697,7 @@ def test_arguments_become_settings(tmp_path: Path) -> None:
 def test_every_flag_has_help_and_bad_values_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     add_sandbox_arguments(parser)
-    flags = [
-        action for action in parser._actions if action.option_strings and action.dest != "help"
-    ]
+    flags = [action for action in parser._actions if action.option_strings and action.dest != "help"]
     assert {
         "--throttle",
         "--throttle-bare",

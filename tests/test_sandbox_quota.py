@@ -98,8 +98,11 @@ async def test_fixed_window_over_http_with_and_without_retry_after(
         # A day-long window, aligned to the clock's days: three requests a few milliseconds
         # apart don't straddle midnight.
         settings = SandboxSettings(
-            state=dict.fromkeys(keys, True), rate_limit=2, rate_window=86400,
-            rate_limit_kind="fixed", limit_retry_after=retry_after,
+            state=dict.fromkeys(keys, True),
+            rate_limit=2,
+            rate_window=86400,
+            rate_limit_kind="fixed",
+            limit_retry_after=retry_after,
         )
         async with Sandbox(settings) as sandbox:
             replies = [await revoke(session, sandbox, key) for key in keys]
@@ -115,7 +118,9 @@ async def test_fixed_window_over_http_with_and_without_retry_after(
 async def test_quota_retry_after_as_an_http_date(session: aiohttp.ClientSession) -> None:
     keys = [badge(n, customer=str(1000 + n)) for n in range(2)]
     settings = SandboxSettings(
-        state=dict.fromkeys(keys, True), rate_limit=1, rate_window=3600,
+        state=dict.fromkeys(keys, True),
+        rate_limit=1,
+        rate_window=3600,
         faults=FaultProfile(retry_after_date=True),
     )
     async with Sandbox(settings) as sandbox:
@@ -128,8 +133,12 @@ async def test_quota_retry_after_as_an_http_date(session: aiohttp.ClientSession)
 async def test_token_bucket_over_http(session: aiohttp.ClientSession) -> None:
     keys = [badge(n, customer=str(1000 + n)) for n in range(4)]
     settings = SandboxSettings(
-        state=dict.fromkeys(keys, True), rate_limit=1, rate_window=60, rate_limit_kind="bucket",
-        rate_burst=2, limit_retry_after=False,
+        state=dict.fromkeys(keys, True),
+        rate_limit=1,
+        rate_window=60,
+        rate_limit_kind="bucket",
+        rate_burst=2,
+        limit_retry_after=False,
     )
     async with Sandbox(settings) as sandbox:
         statuses = [(await revoke(session, sandbox, key)).status for key in keys]
@@ -191,9 +200,7 @@ async def test_injected_busy_is_counted_apart(session: aiohttp.ClientSession) ->
 
 async def test_a_hung_answer_does_not_hold_its_customer(session: aiohttp.ClientSession) -> None:
     keys = [badge(1), badge(2)]
-    settings = SandboxSettings(
-        state=dict.fromkeys(keys, True), faults=FaultProfile(hang=1, hang_seconds=30)
-    )
+    settings = SandboxSettings(state=dict.fromkeys(keys, True), faults=FaultProfile(hang=1, hang_seconds=30))
     sandbox = Sandbox(settings)
     await sandbox.start()
     try:
@@ -215,20 +222,30 @@ async def test_a_hung_answer_does_not_hold_its_customer(session: aiohttp.ClientS
 def test_quota_overlap_and_read_flags_become_settings() -> None:
     parser = argparse.ArgumentParser()
     add_sandbox_arguments(parser)
-    ns = parser.parse_args([
-        "--rate-limit", "1200", "--rate-window", "60", "--rate-limit-kind", "fixed",
-        "--no-limit-retry-after", "--no-busy-on-overlap", "--read-shape", "counts",
-    ])
+    ns = parser.parse_args(
+        [
+            "--rate-limit",
+            "1200",
+            "--rate-window",
+            "60",
+            "--rate-limit-kind",
+            "fixed",
+            "--no-limit-retry-after",
+            "--no-busy-on-overlap",
+            "--read-shape",
+            "counts",
+        ]
+    )
     settings = settings_of(ns, {})
-    assert (settings.rate_limit, settings.rate_window, settings.rate_limit_kind) == (
-        1200, 60, "fixed")
+    assert (settings.rate_limit, settings.rate_window, settings.rate_limit_kind) == (1200, 60, "fixed")
     assert not settings.limit_retry_after and not settings.busy_on_overlap
     assert settings.read_shape == "counts"
     defaults = settings_of(parser.parse_args([]), {})
     assert defaults.busy_on_overlap and defaults.limit_retry_after
     assert (defaults.rate_limit_kind, defaults.read_shape) == ("sliding", "standard")
-    bucket = settings_of(parser.parse_args(["--rate-limit", "150", "--rate-limit-kind",
-                                            "bucket", "--rate-burst", "20"]), {})
+    bucket = settings_of(
+        parser.parse_args(["--rate-limit", "150", "--rate-limit-kind", "bucket", "--rate-burst", "20"]), {}
+    )
     assert (bucket.rate_limit_kind, bucket.rate_burst) == ("bucket", 20)
     with pytest.raises(SystemExit):
         parser.parse_args(["--rate-limit-kind", "leaky"])

@@ -28,8 +28,13 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def read(
-    session: aiohttp.ClientSession, sandbox: Sandbox, customer: str = CUSTOMER, meta: str = META,
-    *, statistics: bool = True, **headers: str,
+    session: aiohttp.ClientSession,
+    sandbox: Sandbox,
+    customer: str = CUSTOMER,
+    meta: str = META,
+    *,
+    statistics: bool = True,
+    **headers: str,
 ) -> Reply:
     url = f"{sandbox.url}/api_gateway/v1/badges/management/{customer}/badge/{meta}"
     params = {"includeStatistics": "true"} if statistics else {}
@@ -58,8 +63,10 @@ async def test_standard_shape_follows_the_truth(session: aiohttp.ClientSession) 
     assert data["earnDetails"]["earnCount"] == 3
     earns = {item["earnedBadgeId"]: item for item in data["earnDetails"]["earns"]}
     assert {key: item["isActive"] for key, item in earns.items()} == {
-        badge(0).earned_badge_id: True, badge(1).earned_badge_id: False,
-        badge(2).earned_badge_id: False}
+        badge(0).earned_badge_id: True,
+        badge(1).earned_badge_id: False,
+        badge(2).earned_badge_id: False,
+    }
     assert earns[badge(0).earned_badge_id]["revokedOn"] is None
     for item in earns.values():
         assert ISO.fullmatch(item["earnedOn"])
@@ -123,7 +130,8 @@ async def test_identifier_header_names_the_customer(session: aiohttp.ClientSessi
     by_email = badge(5, customer="a@example.com", identifier="email")
     async with Sandbox(SandboxSettings(state={by_email: True})) as sandbox:
         found = await read(
-            session, sandbox, customer="a@example.com", **{"X-CAP-CUSTOMER-IDENTIFIER": "email"})
+            session, sandbox, customer="a@example.com", **{"X-CAP-CUSTOMER-IDENTIFIER": "email"}
+        )
         as_id = await read(session, sandbox, customer="a@example.com")
         unknown_type = await read(session, sandbox, **{"X-CAP-CUSTOMER-IDENTIFIER": "fax"})
     assert found.body["data"]["activeEarnedCount"] == 1
@@ -136,7 +144,10 @@ async def test_reads_need_credentials_and_count_against_the_quota(
     session: aiohttp.ClientSession,
 ) -> None:
     settings = SandboxSettings(
-        username="store123", password="pw", state=customer_state(), rate_limit=2,
+        username="store123",
+        password="pw",
+        state=customer_state(),
+        rate_limit=2,
         rate_window=3600,
     )
     auth = {"Authorization": "Basic " + basic_credentials("store123", "pw")}
@@ -156,7 +167,8 @@ async def test_a_read_overlapping_a_revoke_gets_521(session: aiohttp.ClientSessi
     settings = SandboxSettings(state=customer_state(), latency=0.3)
     async with Sandbox(settings) as sandbox:
         revoked, overlapping = await asyncio.gather(
-            revoke(session, sandbox, badge(0)), _after(0.1, read(session, sandbox)))
+            revoke(session, sandbox, badge(0)), _after(0.1, read(session, sandbox))
+        )
         after = await read(session, sandbox)
         truth = sandbox.truth()
     assert revoked.status == 200 and revoked.codes == []

@@ -71,9 +71,22 @@ def test_basic_secrets_never_written_anywhere(tmp_path, sandbox_for, log_format)
     source = write_input(tmp_path / "in.csv", badges)
     env = {"BULKREVOKE_USERNAME": user, "BULKREVOKE_PASSWORD": SECRET_PASSWORD}
     out = tmp_path / "run"
-    result = run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited",
-                     "--backoff", "0.01", "--out", str(out), "-vv", "--log-format", log_format,
-                     env=env)
+    result = run_cli(
+        "run",
+        str(source),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--backoff",
+        "0.01",
+        "--out",
+        str(out),
+        "-vv",
+        "--log-format",
+        log_format,
+        env=env,
+    )
     assert result.returncode in (0, 1), result.stderr
     assert read_summary(out)["retries"] > 0
     written = _everything_written(result, out)
@@ -82,8 +95,16 @@ def test_basic_secrets_never_written_anywhere(tmp_path, sandbox_for, log_format)
     # A safety stop with a wrong (equally secret) password leaks nothing either.
     wrong = "Wr0ng-UNIQUE-pass-9981"
     stop_out = tmp_path / "stop"
-    stopped = run_cli("run", str(source), "--host", sandbox.url, "--out", str(stop_out), "-vv",
-                      env={**env, "BULKREVOKE_PASSWORD": wrong})
+    stopped = run_cli(
+        "run",
+        str(source),
+        "--host",
+        sandbox.url,
+        "--out",
+        str(stop_out),
+        "-vv",
+        env={**env, "BULKREVOKE_PASSWORD": wrong},
+    )
     assert stopped.returncode == 3
     written = _everything_written(stopped, stop_out)
     for pattern in _leak_patterns(user, wrong, []):
@@ -92,13 +113,33 @@ def test_basic_secrets_never_written_anywhere(tmp_path, sandbox_for, log_format)
 
 def test_oauth_secrets_and_tokens_never_written_anywhere(tmp_path, sandbox_for, issued_tokens):
     badges = make_badges(120, seed=32)
-    sandbox = sandbox_for(badges, username=None, password=None, client_key="key-leakcheck",
-                          client_secret=SECRET_CLIENT, token_ttl=0.4, faults=FAULTY)
+    sandbox = sandbox_for(
+        badges,
+        username=None,
+        password=None,
+        client_key="key-leakcheck",
+        client_secret=SECRET_CLIENT,
+        token_ttl=0.4,
+        faults=FAULTY,
+    )
     env = {"BULKREVOKE_CLIENT_KEY": "key-leakcheck", "BULKREVOKE_CLIENT_SECRET": SECRET_CLIENT}
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--rate", "150/s", "--backoff", "0.01", "--out", str(out), "-vv",
-                     "--log-format", "json", env=env)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "150/s",
+        "--backoff",
+        "0.01",
+        "--out",
+        str(out),
+        "-vv",
+        "--log-format",
+        "json",
+        env=env,
+    )
     assert result.returncode in (0, 1), result.stderr
     assert len(issued_tokens) >= 2
     written = _everything_written(result, out)
@@ -112,8 +153,9 @@ def test_no_flag_accepts_a_secret():
     from bulkrevoke.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices
-    flags = {flag for command in commands.values() for action in command._actions
-             for flag in action.option_strings}
+    flags = {
+        flag for command in commands.values() for action in command._actions for flag in action.option_strings
+    }
     assert {"--host", "--proxy", "--notify", "--ca-bundle", "--tls-cert"} <= flags
     words = ("password", "secret", "username", "client-key", "pii-key", "insecure", "no-verify")
     assert sorted(f for f in flags if f == "--token" or any(w in f for w in words)) == []
@@ -121,12 +163,24 @@ def test_no_flag_accepts_a_secret():
 
 def test_run_directory_is_private(tmp_path):
     out = tmp_path / "run"
-    run_cli("run", str(Path(__file__).parent.parent / "sample_inputs" / "revocations.csv"),
-            "--sandbox", "--out", str(out), "-q")
+    run_cli(
+        "run",
+        str(Path(__file__).parent.parent / "sample_inputs" / "revocations.csv"),
+        "--sandbox",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert oct(out.stat().st_mode & 0o777) == "0o700"
     files = [p for p in out.iterdir() if p.is_file()]
-    assert {p.name for p in files} >= {"report.csv", "report.parquet", "failed.csv",
-                                       "summary.json", "ledger.sqlite", "run.log"}
+    assert {p.name for p in files} >= {
+        "report.csv",
+        "report.parquet",
+        "failed.csv",
+        "summary.json",
+        "ledger.sqlite",
+        "run.log",
+    }
     for path in files:
         assert oct(path.stat().st_mode & 0o777) == "0o600", path.name
 
@@ -208,16 +262,24 @@ def test_redirects_are_not_followed(tmp_path):
         return web.json_response({"data": {"isActive": False}, "errors": []})
 
     with _Server(elsewhere) as other:
+
         async def redirect(request):
             raise web.HTTPFound(f"http://127.0.0.1:{other.port}/steal")
 
         with _Server(redirect) as api:
             badges = make_badges(5, seed=33)
             out = tmp_path / "run"
-            result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host",
-                             f"http://127.0.0.1:{api.port}", "--rate", "unlimited",
-                             "--out", str(out), env={"BULKREVOKE_USERNAME": "u",
-                                                     "BULKREVOKE_PASSWORD": "p"})
+            result = run_cli(
+                "run",
+                str(write_input(tmp_path / "in.csv", badges)),
+                "--host",
+                f"http://127.0.0.1:{api.port}",
+                "--rate",
+                "unlimited",
+                "--out",
+                str(out),
+                env={"BULKREVOKE_USERNAME": "u", "BULKREVOKE_PASSWORD": "p"},
+            )
     assert result.returncode == 1, result.stderr
     assert other.hits == 0 and api.hits == 5
     assert api.hosts == {f"127.0.0.1:{api.port}"}  # the Host is exactly the configured one
@@ -230,9 +292,27 @@ def test_redirects_are_not_followed(tmp_path):
 def self_signed(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -243,21 +323,37 @@ def test_tls_is_verified_and_a_ca_bundle_can_be_trusted(tmp_path, sandbox_for, s
     assert sandbox.url.startswith("https://")
     source = write_input(tmp_path / "in.csv", badges)
     env = {"BULKREVOKE_USERNAME": "till-7", "BULKREVOKE_PASSWORD": "Pw-test-4f1d"}
-    refused = run_cli("run", str(source), "--host", sandbox.url, "--out", str(tmp_path / "a"),
-                      env=env)
+    refused = run_cli("run", str(source), "--host", sandbox.url, "--out", str(tmp_path / "a"), env=env)
     assert refused.returncode == 3, refused.stderr
     assert "--ca-bundle" in refused.stderr
     assert sandbox.truth().requests == 0
-    trusted = run_cli("run", str(source), "--host", sandbox.url, "--ca-bundle", str(cert),
-                      "--rate", "unlimited", "--out", str(tmp_path / "b"), env=env)
+    trusted = run_cli(
+        "run",
+        str(source),
+        "--host",
+        sandbox.url,
+        "--ca-bundle",
+        str(cert),
+        "--rate",
+        "unlimited",
+        "--out",
+        str(tmp_path / "b"),
+        env=env,
+    )
     assert trusted.returncode == 0, trusted.stderr
     assert {r["status"] for r in read_report(tmp_path / "b")} == {"revoked"}
 
 
 def test_plain_http_to_a_remote_host_is_refused(tmp_path):
-    result = run_cli("run", "x.csv", "--host", "http://api.example.com", "--out",
-                     str(tmp_path / "o"), env={"BULKREVOKE_USERNAME": "u",
-                                               "BULKREVOKE_PASSWORD": "p"})
+    result = run_cli(
+        "run",
+        "x.csv",
+        "--host",
+        "http://api.example.com",
+        "--out",
+        str(tmp_path / "o"),
+        env={"BULKREVOKE_USERNAME": "u", "BULKREVOKE_PASSWORD": "p"},
+    )
     assert result.returncode == 2 and "plain http is refused" in result.stderr
 
 
@@ -269,15 +365,27 @@ def test_hostile_values_are_data_never_headers_or_sql(tmp_path, sandbox_for):
         Badge(meta, "ünïcødé-ext", "e" * 24, "externalId"),
     ]
     sandbox = sandbox_for(tricky)
-    source = write_input(tmp_path / "in.csv", tricky, extra_rows=[
-        [meta, "evil\r\nX-Injected: 1", earned, "externalId"],
-        [meta, "bad\nline", "f" * 24, "cardNumber"],
-        [meta, "bare\rreturn", "9" * 24, "externalId"],  # a lone CR, quoted in the report
-    ])
+    source = write_input(
+        tmp_path / "in.csv",
+        tricky,
+        extra_rows=[
+            [meta, "evil\r\nX-Injected: 1", earned, "externalId"],
+            [meta, "bad\nline", "f" * 24, "cardNumber"],
+            [meta, "bare\rreturn", "9" * 24, "externalId"],  # a lone CR, quoted in the report
+        ],
+    )
     out = tmp_path / "run"
-    result = run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited",
-                     "--out", str(out), env={"BULKREVOKE_USERNAME": "till-7",
-                                             "BULKREVOKE_PASSWORD": "Pw-test-4f1d"})
+    result = run_cli(
+        "run",
+        str(source),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--out",
+        str(out),
+        env={"BULKREVOKE_USERNAME": "till-7", "BULKREVOKE_PASSWORD": "Pw-test-4f1d"},
+    )
     assert result.returncode == 1, result.stderr
     report = read_report(out)
     assert [r["status"] for r in report] == ["revoked"] * 3 + ["invalid"] * 3

@@ -37,8 +37,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_inputs" / "revocations
 def _options(command: str) -> dict[str, argparse.Action]:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest: a for a in commands.choices[command]._actions
-            if a.option_strings and a.dest != "help"}
+    return {a.dest: a for a in commands.choices[command]._actions if a.option_strings and a.dest != "help"}
 
 
 @pytest.mark.parametrize("command", ["run", "verify"])
@@ -59,8 +58,9 @@ def test_the_flags_are_the_table(command):
 
 def test_a_flag_passes_its_text_on_unparsed():
     # Parsing is resolve_config's, so that a bad value is one ConfigError naming the flag.
-    args = build_parser().parse_args(["run", "in.csv", "--max-attempts", "3", "--no-progress",
-                                      "-vv", "--column", "a=b", "--column", "c=d"])
+    args = build_parser().parse_args(
+        ["run", "in.csv", "--max-attempts", "3", "--no-progress", "-vv", "--column", "a=b", "--column", "c=d"]
+    )
     assert (args.max_attempts, args.progress, args.verbosity) == ("3", False, 2)
     assert args.column == ["a=b", "c=d"] and args.rate is None and args.sandbox is None
 
@@ -69,9 +69,14 @@ def test_defaults_are_declared_once():
     """A RunConfig built directly, one resolved from nothing and the table agree."""
     resolved = resolve_config("x.csv", {"host": "eu"}, {})
     direct = RunConfig(source="x.csv")
-    on_retry = {"max_attempts": "max_attempts", "timeout": "timeout", "backoff": "base_delay",
-                "backoff_cap": "max_delay", "retry_after_cap": "retry_after_cap",
-                "row_deadline": "row_deadline"}
+    on_retry = {
+        "max_attempts": "max_attempts",
+        "timeout": "timeout",
+        "backoff": "base_delay",
+        "backoff_cap": "max_delay",
+        "retry_after_cap": "retry_after_cap",
+        "row_deadline": "row_deadline",
+    }
     for name, attribute in on_retry.items():
         assert getattr(resolved.retry, attribute) == getattr(direct.retry, attribute) == DEFAULTS[name]
     for field in fields(RunConfig):
@@ -91,12 +96,19 @@ def test_the_config_file_takes_the_table_keys(tmp_path):
             load_config_file(file)
 
 
-@pytest.mark.parametrize("line, secret", [
-    ('username = "u"', True), ('password = "p"', True), ('client_key = "k"', True),
-    ('client_secret = "s"', True), ('notify = "https://hooks.example/T0/B0"', True),
-    ('proxy = "http://user:pw@proxy.example:3128"', True),
-    ('proxy = "http://proxy.example:3128"', False), ('host = "eu"', False),
-])
+@pytest.mark.parametrize(
+    "line, secret",
+    [
+        ('username = "u"', True),
+        ('password = "p"', True),
+        ('client_key = "k"', True),
+        ('client_secret = "s"', True),
+        ('notify = "https://hooks.example/T0/B0"', True),
+        ('proxy = "http://user:pw@proxy.example:3128"', True),
+        ('proxy = "http://proxy.example:3128"', False),
+        ('host = "eu"', False),
+    ],
+)
 def test_a_file_holding_a_secret_must_be_private(tmp_path, line, secret):
     file = tmp_path / "c.toml"
     file.write_text(line + "\n")
@@ -123,8 +135,13 @@ def test_environment_beats_file_and_flag_beats_environment_for_notify(tmp_path):
 
 
 def test_library_keywords_are_the_settings_and_the_run_flags():
-    run_flags = {f.lstrip("-").replace("-", "_") for s in for_command("run") if s.keyword
-                 for f in s.flags if f.startswith("--")}
+    run_flags = {
+        f.lstrip("-").replace("-", "_")
+        for s in for_command("run")
+        if s.keyword
+        for f in s.flags
+        if f.startswith("--")
+    }
     assert run_flags <= KEYWORDS | set(ALIASES)
     normalised = _normalise({"dry_run": True, "no_progress": True, "verbose": 1, "max_attempts": 3})
     assert normalised == {"dry_run": True, "progress": False, "verbosity": 1, "max_attempts": 3}
@@ -136,8 +153,7 @@ def test_library_keywords_are_the_settings_and_the_run_flags():
 
 
 def test_the_library_runs_with_flag_spellings(tmp_path):
-    result = bulkrevoke.revoke(str(SAMPLE), dry_run=True, no_progress=True, verbose=1,
-                               out=tmp_path / "run")
+    result = bulkrevoke.revoke(str(SAMPLE), dry_run=True, no_progress=True, verbose=1, out=tmp_path / "run")
     assert result.exit_code == 1  # the sample holds invalid rows on purpose
     assert result.summary["counts"]["would_revoke"] > 0
 
@@ -146,8 +162,8 @@ def _readme_flag_rows() -> list[tuple[list[str], str]]:
     """(the flags cell's `--flag METAVAR` spans, the default cell) per row of the README's
     run flag table."""
     text = README.read_text(encoding="utf-8")
-    table = text[text.index("`bulkrevoke run` flags"):]
-    table = table[table.index("| flag |"):]
+    table = text[text.index("`bulkrevoke run` flags") :]
+    table = table[table.index("| flag |") :]
     rows = []
     for line in table.split("\n\n", 1)[0].splitlines()[2:]:
         cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
@@ -185,36 +201,131 @@ def test_verify_only_flags_are_in_the_readme():
 # Today's surface, as the README and the contract promise it. Changing a line here is
 # changing what operators and scripts rely on.
 RUN_FLAGS = {
-    "--sandbox", "--sandbox-state", "--host", "--ca-bundle", "--proxy", "--rate",
-    "--concurrency", "--max-attempts", "--timeout", "--retry-after-cap", "--row-deadline",
-    "--backoff", "--backoff-cap", "--max-error-rate", "--config", "--no-progress",
-    "--log-format", "-v", "--verbose", "-q", "--quiet", "--identifier", "--column",
-    "--delimiter", "--out", "--dry-run", "--resume", "--verify", "--sample", "--notify",
-    "--ticket", "--mask-pii",
+    "--sandbox",
+    "--sandbox-state",
+    "--host",
+    "--ca-bundle",
+    "--proxy",
+    "--rate",
+    "--concurrency",
+    "--max-attempts",
+    "--timeout",
+    "--retry-after-cap",
+    "--row-deadline",
+    "--backoff",
+    "--backoff-cap",
+    "--max-error-rate",
+    "--config",
+    "--no-progress",
+    "--log-format",
+    "-v",
+    "--verbose",
+    "-q",
+    "--quiet",
+    "--identifier",
+    "--column",
+    "--delimiter",
+    "--out",
+    "--dry-run",
+    "--resume",
+    "--verify",
+    "--sample",
+    "--notify",
+    "--ticket",
+    "--mask-pii",
 }
 VERIFY_FLAGS = {
-    "--all", "--sample", "--host", "--ca-bundle", "--proxy", "--rate", "--concurrency",
-    "--max-attempts", "--timeout", "--retry-after-cap", "--row-deadline", "--backoff",
-    "--backoff-cap", "--max-error-rate", "--config", "--no-progress", "--log-format", "-v",
-    "--verbose", "-q", "--quiet",
+    "--all",
+    "--sample",
+    "--host",
+    "--ca-bundle",
+    "--proxy",
+    "--rate",
+    "--concurrency",
+    "--max-attempts",
+    "--timeout",
+    "--retry-after-cap",
+    "--row-deadline",
+    "--backoff",
+    "--backoff-cap",
+    "--max-error-rate",
+    "--config",
+    "--no-progress",
+    "--log-format",
+    "-v",
+    "--verbose",
+    "-q",
+    "--quiet",
 }
 FILE_SETTINGS = {
-    "host", "rate", "concurrency", "max_attempts", "timeout", "identifier", "column",
-    "max_error_rate", "delimiter", "ca_bundle", "proxy", "mask_pii", "log_format", "out",
-    "retry_after_cap", "row_deadline", "backoff", "backoff_cap", "ticket", "verify", "sample",
-    "username", "password", "client_key", "client_secret", "notify",
+    "host",
+    "rate",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "identifier",
+    "column",
+    "max_error_rate",
+    "delimiter",
+    "ca_bundle",
+    "proxy",
+    "mask_pii",
+    "log_format",
+    "out",
+    "retry_after_cap",
+    "row_deadline",
+    "backoff",
+    "backoff_cap",
+    "ticket",
+    "verify",
+    "sample",
+    "username",
+    "password",
+    "client_key",
+    "client_secret",
+    "notify",
 }
 LIBRARY_KEYWORDS = {
-    "out", "sandbox", "sandbox_state", "host", "rate", "concurrency", "max_attempts", "timeout",
-    "identifier", "column", "dry_run", "resume", "max_error_rate", "delimiter", "config",
-    "ca_bundle", "proxy", "mask_pii", "progress", "log_format", "verbosity", "retry_after_cap",
-    "row_deadline", "backoff", "backoff_cap", "ticket", "verify", "verify_all", "sample",
-    "notify", "no_progress", "verbose",
+    "out",
+    "sandbox",
+    "sandbox_state",
+    "host",
+    "rate",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "identifier",
+    "column",
+    "dry_run",
+    "resume",
+    "max_error_rate",
+    "delimiter",
+    "config",
+    "ca_bundle",
+    "proxy",
+    "mask_pii",
+    "progress",
+    "log_format",
+    "verbosity",
+    "retry_after_cap",
+    "row_deadline",
+    "backoff",
+    "backoff_cap",
+    "ticket",
+    "verify",
+    "verify_all",
+    "sample",
+    "notify",
+    "no_progress",
+    "verbose",
 }
 ENVIRONMENT = {
-    "host": "BULKREVOKE_HOST", "notify": "BULKREVOKE_NOTIFY_URL",
-    "username": "BULKREVOKE_USERNAME", "password": "BULKREVOKE_PASSWORD",
-    "client_key": "BULKREVOKE_CLIENT_KEY", "client_secret": "BULKREVOKE_CLIENT_SECRET",
+    "host": "BULKREVOKE_HOST",
+    "notify": "BULKREVOKE_NOTIFY_URL",
+    "username": "BULKREVOKE_USERNAME",
+    "password": "BULKREVOKE_PASSWORD",
+    "client_key": "BULKREVOKE_CLIENT_KEY",
+    "client_secret": "BULKREVOKE_CLIENT_SECRET",
     "pii_key": "BULKREVOKE_PII_KEY",
 }
 
@@ -225,5 +336,8 @@ def test_the_surface_is_unchanged():
     assert FILE_KEYS == FILE_SETTINGS
     assert KEYWORDS | set(ALIASES) == LIBRARY_KEYWORDS
     assert {s.name: s.env for s in SETTINGS if s.env} == ENVIRONMENT
-    assert not any(s.flags for s in SETTINGS if s.name in ("username", "password", "client_key",
-                                                           "client_secret", "pii_key"))
+    assert not any(
+        s.flags
+        for s in SETTINGS
+        if s.name in ("username", "password", "client_key", "client_secret", "pii_key")
+    )

@@ -54,6 +54,7 @@ def error_of(source: Any, **options: Any) -> str:
 
 # --- CSV dialects -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_the_delimiter_is_detected_from_the_header_line(tmp_path: Path, delimiter: str) -> None:
     header = delimiter.join(["Badge Meta ID", "customer_id", "EARNED-BADGE-ID", "identifierType"])
@@ -61,29 +62,31 @@ def test_the_delimiter_is_detected_from_the_header_line(tmp_path: Path, delimite
     # A comma inside the data must not sway the detection of ; \t |.
     note = delimiter.join([META, '"a,b,c"', earned(2), "externalId"])
     path = write(tmp_path, "in.csv", f"{header}\n{record}\n{note}\n")
-    assert rows_of(path) == [(META, "566135941", earned(1), "email"),
-                             (META, "a,b,c", earned(2), "externalId")]
+    assert rows_of(path) == [
+        (META, "566135941", earned(1), "email"),
+        (META, "a,b,c", earned(2), "externalId"),
+    ]
 
 
 def test_a_forced_delimiter_wins_over_detection(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.csv", f"badgeMetaId;customerId;earnedBadgeId;a,b,c,d\n"
-                                     f"{META};1;{earned(1)};x,y\n")
+    path = write(
+        tmp_path, "in.csv", f"badgeMetaId;customerId;earnedBadgeId;a,b,c,d\n{META};1;{earned(1)};x,y\n"
+    )
     assert "missing required column" in error_of(path)
     assert rows_of(path, delimiter=";") == [(META, "1", earned(1), None)]
 
 
 def test_a_tsv_file_is_tab_separated_even_with_commas_in_the_header(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.tsv", f"badgeMetaId\tcustomerId\tearnedBadgeId\tnote,a,b,c\n"
-                                     f"{META}\t1\t{earned(1)}\tx\n")
+    path = write(
+        tmp_path, "in.tsv", f"badgeMetaId\tcustomerId\tearnedBadgeId\tnote,a,b,c\n{META}\t1\t{earned(1)}\tx\n"
+    )
     assert rows_of(path) == [(META, "1", earned(1), None)]
 
 
 def test_quoted_fields_hold_delimiters_quotes_and_line_breaks(tmp_path: Path) -> None:
-    text = (f'{HEADER},note\r\n"{META}","ext,""42""\r\nline",{earned(1)},"a\nb"\r\n'
-            f'{META},2,{earned(2)},""\r\n')
+    text = f'{HEADER},note\r\n"{META}","ext,""42""\r\nline",{earned(1)},"a\nb"\r\n{META},2,{earned(2)},""\r\n'
     path = write(tmp_path, "in.csv", text)
-    assert rows_of(path) == [(META, 'ext,"42"\r\nline', earned(1), None),
-                             (META, "2", earned(2), None)]
+    assert rows_of(path) == [(META, 'ext,"42"\r\nline', earned(1), None), (META, "2", earned(2), None)]
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
@@ -96,16 +99,28 @@ def test_line_endings_and_a_bom_are_tolerated(tmp_path: Path, newline: str, bom:
 
 
 def test_blank_lines_are_not_records_but_a_row_with_only_a_note_is(tmp_path: Path) -> None:
-    lines = ["", "  ", ",,,", f"{HEADER},note", "", f"{META},1,{earned(1)},", " \t ", ",,,",
-             '"","","",""', ",", ",,,only a note", f"{META},2,{earned(2)},", "", ""]
+    lines = [
+        "",
+        "  ",
+        ",,,",
+        f"{HEADER},note",
+        "",
+        f"{META},1,{earned(1)},",
+        " \t ",
+        ",,,",
+        '"","","",""',
+        ",",
+        ",,,only a note",
+        f"{META},2,{earned(2)},",
+        "",
+        "",
+    ]
     path = write(tmp_path, "in.csv", "\n".join(lines))
-    assert rows_of(path) == [(META, "1", earned(1), None), ("", "", "", None),
-                             (META, "2", earned(2), None)]
+    assert rows_of(path) == [(META, "1", earned(1), None), ("", "", "", None), (META, "2", earned(2), None)]
 
 
 def test_a_quoted_header_may_hold_a_line_break(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.csv", f'"badge\nmeta id",customerId,earnedBadgeId\n'
-                                     f"{META},1,{earned(1)}\n")
+    path = write(tmp_path, "in.csv", f'"badge\nmeta id",customerId,earnedBadgeId\n{META},1,{earned(1)}\n')
     assert rows_of(path) == [(META, "1", earned(1), None)]
 
 
@@ -115,13 +130,18 @@ def test_a_header_only_file_has_no_records(tmp_path: Path) -> None:
 
 
 def test_values_stay_text(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.csv", f"{HEADER}\n{META},007,{earned(1)}\n"
-                                     f"{META},9007199254740993,{earned(2)}\n"
-                                     f"{META},5.66135941E+8,{earned(3)}\n")
+    path = write(
+        tmp_path,
+        "in.csv",
+        f"{HEADER}\n{META},007,{earned(1)}\n"
+        f"{META},9007199254740993,{earned(2)}\n"
+        f"{META},5.66135941E+8,{earned(3)}\n",
+    )
     assert [r[1] for r in rows_of(path)] == ["007", "9007199254740993", "5.66135941E+8"]
 
 
 # --- gzip and stdin -----------------------------------------------------------------------
+
 
 def test_gzip_is_read_and_hashed_as_the_file_on_disk(tmp_path: Path) -> None:
     data = gzip.compress(f"{HEADER}\n{META},1,{earned(1)}\n".encode())
@@ -133,8 +153,9 @@ def test_gzip_is_read_and_hashed_as_the_file_on_disk(tmp_path: Path) -> None:
 
 def test_gzip_is_sniffed_not_trusted_to_the_name(tmp_path: Path) -> None:
     text = f"{HEADER}\n{META},1,{earned(1)}\n"
-    assert rows_of(write(tmp_path, "zipped.csv", gzip.compress(text.encode()))) == \
-        rows_of(write(tmp_path, "unpacked.csv.gz", text))
+    assert rows_of(write(tmp_path, "zipped.csv", gzip.compress(text.encode()))) == rows_of(
+        write(tmp_path, "unpacked.csv.gz", text)
+    )
 
 
 def test_a_truncated_gzip_is_a_file_level_error(tmp_path: Path) -> None:
@@ -142,7 +163,8 @@ def test_a_truncated_gzip_is_a_file_level_error(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv.gz", data[: len(data) // 2])
     assert error_of(path).startswith(f"{path}: cannot read")
     assert error_of(write(tmp_path, "junk.csv.gz", b"\x1f\x8b\x08junk")).startswith(
-        f"{tmp_path / 'junk.csv.gz'}: cannot read")
+        f"{tmp_path / 'junk.csv.gz'}: cannot read"
+    )
 
 
 class _Stdin:
@@ -151,7 +173,8 @@ class _Stdin:
 
 
 def test_stdin_is_spooled_hashed_and_the_spool_removed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = f"badgeMetaId|customerId|earnedBadgeId\n{META}|1|{earned(1)}\n".encode()
     monkeypatch.setattr(sys, "stdin", _Stdin(data))
     source = open_source("-", spool_dir=tmp_path)
@@ -170,11 +193,13 @@ def test_stdin_that_is_refused_leaves_no_spool(tmp_path: Path, monkeypatch: pyte
 
 # --- file-level CSV errors ----------------------------------------------------------------
 
+
 def test_not_utf8_names_the_byte_offset(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", f"{HEADER}\n{META},Jos\xe9,{earned(1)}\n".encode("latin-1"))
     offset = len(HEADER) + 1 + len(META) + 1 + len("Jos")
-    assert error_of(path) == (f"{path}: not UTF-8 text (invalid byte 0xe9 at byte offset "
-                              f"{offset}); save the file as UTF-8")
+    assert error_of(path) == (
+        f"{path}: not UTF-8 text (invalid byte 0xe9 at byte offset {offset}); save the file as UTF-8"
+    )
 
 
 def test_not_utf8_far_into_a_file_and_in_the_header(tmp_path: Path) -> None:
@@ -193,34 +218,42 @@ def test_not_utf8_across_a_read_boundary(tmp_path: Path) -> None:
     body += line * (((1 << 20) - len(body)) // len(line) - 1)
     prefix = f"{META},".encode()
     filler = b"1" * ((1 << 20) - 1 - len(body) - len(prefix))
-    path = write(tmp_path, "in.csv", body + prefix + filler + b"\xc3(," + earned(1).encode()
-                 + b"\n")
+    path = write(tmp_path, "in.csv", body + prefix + filler + b"\xc3(," + earned(1).encode() + b"\n")
     assert f"invalid byte 0xc3 at byte offset {(1 << 20) - 1:,})" in error_of(path)
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"", "the file is empty (no header line)"),
-    (b"\xef\xbb\xbf\r\n \n;;\n", "the file is empty (no header line)"),
-    ("badgeMetaId\n".encode("utf-16"), "is UTF-16 text"),
-    ("badgeMetaId,customerId\n".encode("utf-16-le"), "holds NUL bytes"),
-    (b"PK\x03\x04\x14\x00", "is a zip archive"),
-    (b"PAR1\x00\x00", "is a Parquet file"),
-    (b'"badgeMetaId,customerId,earnedBadgeId\n1,2,3\n', "unclosed double quote"),
-])
-def test_what_is_not_csv_text_is_refused_in_one_line(tmp_path: Path, data: bytes,
-                                                       fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "the file is empty (no header line)"),
+        (b"\xef\xbb\xbf\r\n \n;;\n", "the file is empty (no header line)"),
+        ("badgeMetaId\n".encode("utf-16"), "is UTF-16 text"),
+        ("badgeMetaId,customerId\n".encode("utf-16-le"), "holds NUL bytes"),
+        (b"PK\x03\x04\x14\x00", "is a zip archive"),
+        (b"PAR1\x00\x00", "is a Parquet file"),
+        (b'"badgeMetaId,customerId,earnedBadgeId\n1,2,3\n', "unclosed double quote"),
+    ],
+)
+def test_what_is_not_csv_text_is_refused_in_one_line(tmp_path: Path, data: bytes, fragment: str) -> None:
     path = write(tmp_path, "in.csv", data)
     message = error_of(path)
     assert message.startswith(f"{path}: ") and fragment in message
 
 
 def test_a_record_with_the_wrong_number_of_fields_is_located(tmp_path: Path) -> None:
-    lines = [HEADER, f"{META},1,{earned(1)}", "", f'{META},"2\n2",{earned(2)}',
-             f"{META},jane@example.com,{earned(3)},extra"]
+    lines = [
+        HEADER,
+        f"{META},1,{earned(1)}",
+        "",
+        f'{META},"2\n2",{earned(2)}',
+        f"{META},jane@example.com,{earned(3)},extra",
+    ]
     path = write(tmp_path, "in.csv", "\n".join(lines) + "\n")
     message = error_of(path)
-    assert message == (f"{path}: record 3 (line 6) has 4 fields where the header has 3; "
-                       "quote fields that hold the delimiter ','")
+    assert message == (
+        f"{path}: record 3 (line 6) has 4 fields where the header has 3; "
+        "quote fields that hold the delimiter ','"
+    )
     assert "jane" not in message
 
 
@@ -231,8 +264,9 @@ def test_a_short_record_late_in_a_big_file(tmp_path: Path) -> None:
 
 
 def test_a_fifty_megabyte_field_is_refused_without_being_held_whole(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.csv", f"{HEADER}\n{META},1,{earned(1)}\n".encode()
-                 + b"9" * (50 << 20) + b",1,2\n")
+    path = write(
+        tmp_path, "in.csv", f"{HEADER}\n{META},1,{earned(1)}\n".encode() + b"9" * (50 << 20) + b",1,2\n"
+    )
     tracemalloc.start()
     try:
         message = error_of(path)
@@ -260,8 +294,10 @@ def test_no_python_code_runs_on_the_readers_thread(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(csv_header.HashingReader, "readinto", readinto)
     good = f"{META},1,{earned(1)}\n"
-    for name, data in [("in.csv", (f"{HEADER}\n" + good * 80_000).encode()),
-                       ("in.csv.gz", gzip.compress((f"{HEADER}\n" + good * 80_000).encode()))]:
+    for name, data in [
+        ("in.csv", (f"{HEADER}\n" + good * 80_000).encode()),
+        ("in.csv.gz", gzip.compress((f"{HEADER}\n" + good * 80_000).encode())),
+    ]:
         assert len(rows_of(write(tmp_path, name, data))) == 80_000
         with pytest.raises(InputError):
             rows_of(write(tmp_path, name, data + b"9" * (3 << 20) + b",1,2\n" + good.encode()))
@@ -308,10 +344,15 @@ def test_unknown_kinds_missing_files_and_directories(tmp_path: Path) -> None:
 
 # --- header matching ----------------------------------------------------------------------
 
+
 def test_column_maps_a_field_to_the_operators_header(tmp_path: Path) -> None:
     path = write(tmp_path, "in.csv", f"meta,cust,earned,kind\n{META},1,{earned(1)},email\n")
-    mapping = {"badgeMetaId": "meta", "customerId": "cust", "earnedBadgeId": "earned",
-               "identifierType": "kind"}
+    mapping = {
+        "badgeMetaId": "meta",
+        "customerId": "cust",
+        "earnedBadgeId": "earned",
+        "identifierType": "kind",
+    }
     assert rows_of(path, columns=mapping) == [(META, "1", earned(1), "email")]
 
 
@@ -320,7 +361,8 @@ def test_a_missing_column_lists_the_headers_and_the_closest_one(tmp_path: Path) 
     assert error_of(path) == (
         f"{path}: missing required column 'earnedBadgeId'; headers found: 'badgeMetaId', "
         "'customerId', 'earned_badge_idd'; did you mean 'earned_badge_idd'? "
-        "(--column earnedBadgeId=earned_badge_idd)")
+        "(--column earnedBadgeId=earned_badge_idd)"
+    )
 
 
 def test_a_missing_mapped_column_says_which_flag_named_it(tmp_path: Path) -> None:
@@ -349,24 +391,36 @@ def test_two_headers_for_one_field_are_ambiguous(tmp_path: Path) -> None:
 
 # --- Parquet ------------------------------------------------------------------------------
 
-def _parquet(tmp_path: Path, customer: pa.Array, *, row_group_size: int | None = None,
-             **extra: pa.Array) -> Path:
+
+def _parquet(
+    tmp_path: Path, customer: pa.Array, *, row_group_size: int | None = None, **extra: pa.Array
+) -> Path:
     n = len(customer)
-    table = pa.table({"badgeMetaId": pa.array([META] * n), "customerId": customer,
-                      "earnedBadgeId": pa.array([earned(i) for i in range(n)]), **extra})
+    table = pa.table(
+        {
+            "badgeMetaId": pa.array([META] * n),
+            "customerId": customer,
+            "earnedBadgeId": pa.array([earned(i) for i in range(n)]),
+            **extra,
+        }
+    )
     path = tmp_path / "in.parquet"
     pq.write_table(table, path, row_group_size=row_group_size)
     return path
 
 
-@pytest.mark.parametrize("customer", [
-    pa.array(["566135941", "9007199254740993"]),
-    pa.array(["566135941", "9007199254740993"], pa.large_string()),
-    pa.array(["566135941", "9007199254740993"]).dictionary_encode(),
-    pa.array([566135941, 9007199254740993], pa.int64()),
-    pa.array([566135941, 9007199254740993], pa.uint64()),
-    pa.array([566135941, 9007199254740993], pa.decimal128(20, 0)),
-], ids=["string", "large_string", "dictionary", "int64", "uint64", "decimal"])
+@pytest.mark.parametrize(
+    "customer",
+    [
+        pa.array(["566135941", "9007199254740993"]),
+        pa.array(["566135941", "9007199254740993"], pa.large_string()),
+        pa.array(["566135941", "9007199254740993"]).dictionary_encode(),
+        pa.array([566135941, 9007199254740993], pa.int64()),
+        pa.array([566135941, 9007199254740993], pa.uint64()),
+        pa.array([566135941, 9007199254740993], pa.decimal128(20, 0)),
+    ],
+    ids=["string", "large_string", "dictionary", "int64", "uint64", "decimal"],
+)
 def test_parquet_ids_become_exact_text(tmp_path: Path, customer: pa.Array) -> None:
     rows = rows_of(_parquet(tmp_path, customer))
     assert [r[1] for r in rows] == ["566135941", "9007199254740993"]
@@ -374,8 +428,9 @@ def test_parquet_ids_become_exact_text(tmp_path: Path, customer: pa.Array) -> No
 
 def test_parquet_int32_and_row_groups_keep_order(tmp_path: Path) -> None:
     ids = list(range(100, 110))
-    path = _parquet(tmp_path, pa.array(ids, pa.int32()), row_group_size=3,
-                    identifierType=pa.array(["id", None] * 5))
+    path = _parquet(
+        tmp_path, pa.array(ids, pa.int32()), row_group_size=3, identifierType=pa.array(["id", None] * 5)
+    )
     assert pq.ParquetFile(path).num_row_groups == 4
     rows = rows_of(path)
     assert [r[1] for r in rows] == [str(i) for i in ids]
@@ -387,21 +442,25 @@ def test_parquet_floats_keep_a_form_validation_flags(tmp_path: Path) -> None:
     customers = [r[1] for r in rows_of(path)]
     assert customers == ["566135941.0", "5.66135941e+17", None, None]
     codes = [validate(META, c, earned(1), None, "id").error_code for c in customers]
-    assert codes == ["spreadsheet_number", "spreadsheet_number", "missing_customer_id",
-                     "missing_customer_id"]
+    assert codes == ["spreadsheet_number", "spreadsheet_number", "missing_customer_id", "missing_customer_id"]
 
 
-@pytest.mark.parametrize(("customer", "shown"), [
-    (pa.array([b"566135941"]), "binary"),
-    (pa.array([True]), "bool"),
-    (pa.array([0], pa.timestamp("ms")), "timestamp[ms]"),
-    (pa.array([[1]]), "list<element: int64>"),
-    (pa.array([{"id": 1}]), "struct<id: int64>"),
-])
+@pytest.mark.parametrize(
+    ("customer", "shown"),
+    [
+        (pa.array([b"566135941"]), "binary"),
+        (pa.array([True]), "bool"),
+        (pa.array([0], pa.timestamp("ms")), "timestamp[ms]"),
+        (pa.array([[1]]), "list<element: int64>"),
+        (pa.array([{"id": 1}]), "struct<id: int64>"),
+    ],
+)
 def test_parquet_types_that_cant_hold_an_id(tmp_path: Path, customer: pa.Array, shown: str) -> None:
     path = _parquet(tmp_path, customer)
-    assert error_of(path) == (f"{path}: column 'customerId' has type {shown}; ids must be "
-                              "text (or integers): write the column as strings")
+    assert error_of(path) == (
+        f"{path}: column 'customerId' has type {shown}; ids must be "
+        "text (or integers): write the column as strings"
+    )
 
 
 def test_parquet_that_is_not_parquet(tmp_path: Path) -> None:
@@ -416,28 +475,35 @@ def test_parquet_is_hashed_as_the_file(tmp_path: Path) -> None:
 
 # --- Excel and DataFrames -----------------------------------------------------------------
 
+
 def test_xlsx_reads_cells_as_text_and_flags_float_ids(tmp_path: Path) -> None:
     openpyxl = pytest.importorskip("openpyxl")
     book = openpyxl.Workbook()
     sheet = book.active
-    for values in ([], ["Badge Meta ID", "customer_id", "earnedBadgeId", "note"],
-                   [META, 566135941, earned(1)], [None, None, None, None],
-                   [META, 5.66135941e17, earned(2)], [META, " 42 ", earned(3), "x"],
-                   [None, None, None, "only a note"]):
+    for values in (
+        [],
+        ["Badge Meta ID", "customer_id", "earnedBadgeId", "note"],
+        [META, 566135941, earned(1)],
+        [None, None, None, None],
+        [META, 5.66135941e17, earned(2)],
+        [META, " 42 ", earned(3), "x"],
+        [None, None, None, "only a note"],
+    ):
         sheet.append(values)
     path = tmp_path / "in.xlsx"
     book.save(path)
-    assert rows_of(path) == [(META, "566135941", earned(1), None),
-                             (META, "5.66135941e+17", earned(2), None),
-                             (META, " 42 ", earned(3), None), (None, None, None, None)]
+    assert rows_of(path) == [
+        (META, "566135941", earned(1), None),
+        (META, "5.66135941e+17", earned(2), None),
+        (META, " 42 ", earned(3), None),
+        (None, None, None, None),
+    ]
 
 
-def test_xlsx_without_openpyxl_says_what_to_install(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xlsx_without_openpyxl_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openpyxl", None)
     path = write(tmp_path, "in.xlsx", b"PK")
-    assert error_of(path) == (f"{path}: reading .xlsx needs the excel extra: "
-                              "pip install 'bulkrevoke[excel]'")
+    assert error_of(path) == (f"{path}: reading .xlsx needs the excel extra: pip install 'bulkrevoke[excel]'")
 
 
 def test_a_broken_xlsx_is_a_file_level_error(tmp_path: Path) -> None:
@@ -447,12 +513,19 @@ def test_a_broken_xlsx_is_a_file_level_error(tmp_path: Path) -> None:
 
 
 def test_dataframes_are_read_as_text(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"badge_meta_id": [META, META, META],
-                          "CustomerId": [566135941, 2, 3],
-                          "earnedBadgeId": [earned(1), None, earned(3)],
-                          "identifierType": ["id", None, "mobile"]})
-    assert rows_of(frame) == [(META, "566135941", earned(1), "id"), (META, "2", None, None),
-                              (META, "3", earned(3), "mobile")]
+    frame = pd.DataFrame(
+        {
+            "badge_meta_id": [META, META, META],
+            "CustomerId": [566135941, 2, 3],
+            "earnedBadgeId": [earned(1), None, earned(3)],
+            "identifierType": ["id", None, "mobile"],
+        }
+    )
+    assert rows_of(frame) == [
+        (META, "566135941", earned(1), "id"),
+        (META, "2", None, None),
+        (META, "3", earned(3), "mobile"),
+    ]
     floats = frame.assign(CustomerId=[566135941.0, None, 1.5])
     assert [r[1] for r in rows_of(floats)] == ["566135941.0", None, "1.5"]
     assert "has type bool" in error_of(frame.assign(CustomerId=[True, False, True]))
@@ -466,8 +539,7 @@ _SPELLINGS = {
     "earnedBadgeId": ["earnedBadgeId", "earned_badge_id", "Earned Badge ID"],
     "identifierType": ["identifierType", "identifier_type", "Identifier Type"],
 }
-_CELL = st.text(st.sampled_from([*'ab19 ,;\t|"\r\n', "é", "\u200b", "☃", "\U0001f600"]),
-                max_size=12)
+_CELL = st.text(st.sampled_from([*'ab19 ,;\t|"\r\n', "é", "\u200b", "☃", "\U0001f600"]), max_size=12)
 
 
 @st.composite
@@ -506,8 +578,8 @@ def _oracle(text: str, delimiter: str) -> list[list[str]]:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_texts())
 def test_every_record_exactly_once_or_an_input_error(
-        tmp_path_factory: pytest.TempPathFactory,
-        generated: tuple[str, str, list[str], bool]) -> None:
+    tmp_path_factory: pytest.TempPathFactory, generated: tuple[str, str, list[str], bool]
+) -> None:
     text, delimiter, fields, forced = generated
     path = tmp_path_factory.mktemp("prop") / "in.csv"
     path.write_bytes(text.encode("utf-8"))
@@ -520,9 +592,13 @@ def test_every_record_exactly_once_or_an_input_error(
         assert str(exc).startswith(f"{path}: record ")
         return
     assert all(len(r) == len(header) for r in records)
-    expected = [tuple(r[fields.index(f)] if f in fields else None
-                      for f in ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType"))
-                for r in records]
+    expected = [
+        tuple(
+            r[fields.index(f)] if f in fields else None
+            for f in ("badgeMetaId", "customerId", "earnedBadgeId", "identifierType")
+        )
+        for r in records
+    ]
     assert got == expected
     for row in got:
         verdict = validate(*row, "id")

@@ -39,8 +39,9 @@ def small_fs(tmp_path):
         point.mkdir()
         options = f"size={size}" + (",ro" if read_only else "")
         try:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], check=True, capture_output=True
+            )
         except (OSError, subprocess.CalledProcessError) as exc:
             pytest.skip(f"mounting a size-limited tmpfs needs root with CAP_SYS_ADMIN ({exc})")
         mounted.append(point)
@@ -56,8 +57,18 @@ def small_fs(tmp_path):
 
 
 def _run(tmp_path, sandbox, out, *extra, **kwargs):
-    return run_cli("run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out", str(out),
-                   *FLAGS, *extra, env=CREDENTIALS, **kwargs)
+    return run_cli(
+        "run",
+        str(tmp_path / "in.csv"),
+        "--host",
+        sandbox.url,
+        "--out",
+        str(out),
+        *FLAGS,
+        *extra,
+        env=CREDENTIALS,
+        **kwargs,
+    )
 
 
 def _one_line(stderr, *words):
@@ -74,8 +85,10 @@ def _ledger(out):
     """{row: (status, in_doubt)} of the rows the ledger has an outcome or an intent for,
     and its request counter."""
     with sqlite3.connect(out / "ledger.sqlite") as db:
-        rows = {row: (status, doubt) for row, status, doubt in
-                db.execute("SELECT row, status, in_doubt FROM outcomes")}
+        rows = {
+            row: (status, doubt)
+            for row, status, doubt in db.execute("SELECT row, status, in_doubt FROM outcomes")
+        }
         requests = dict(db.execute("SELECT name, value FROM counters")).get("requests", 0)
     return rows, int(requests)
 
@@ -101,8 +114,7 @@ def _check_resumed(badges, report, sandbox, before):
 
 
 @pytest.mark.slow
-def test_disk_full_while_sending_stops_at_once_and_resume_settles_every_row(
-        tmp_path, sandbox_for, small_fs):
+def test_disk_full_while_sending_stops_at_once_and_resume_settles_every_row(tmp_path, sandbox_for, small_fs):
     badges = make_badges(6000, seed=41)
     write_input(tmp_path / "in.csv", badges)
     sandbox = sandbox_for(badges)
@@ -126,8 +138,7 @@ def test_disk_full_while_sending_stops_at_once_and_resume_settles_every_row(
     assert summary["rows"] == len(badges) and summary["resumes"][0]["rowsInDoubt"] == in_doubt
 
 
-def test_a_disk_too_small_for_the_input_is_refused_before_anything_is_sent(
-        tmp_path, sandbox_for, small_fs):
+def test_a_disk_too_small_for_the_input_is_refused_before_anything_is_sent(tmp_path, sandbox_for, small_fs):
     badges = make_badges(6000, seed=42)
     write_input(tmp_path / "in.csv", badges)
     sandbox = sandbox_for(badges)
@@ -155,8 +166,7 @@ def test_disk_full_during_ingest_exits_2_and_resume_starts_over(tmp_path, sandbo
     assert _check_resumed(badges, read_report(out), sandbox, {}) == 0
 
 
-def test_disk_full_while_writing_the_report_exits_3_and_resume_writes_it(
-        tmp_path, sandbox_for, small_fs):
+def test_disk_full_while_writing_the_report_exits_3_and_resume_writes_it(tmp_path, sandbox_for, small_fs):
     # A few rows to send and many invalid ones: a small ledger, a large report.
     badges = make_badges(40, seed=44)
     invalid = [[badges[0].badge_meta_id, "566135941", "not-an-id", ""]] * 5000
@@ -168,8 +178,11 @@ def test_disk_full_while_writing_the_report_exits_3_and_resume_writes_it(
     assert result.returncode == 3, result.stderr
     _one_line(result.stderr, "cannot write the report", str(out), "No space left on device")
     # No report file, whole or half, and the temporary ones gave their room back.
-    assert not [p.name for p in out.iterdir()
-                if p.name.startswith(("report", "failed", "summary")) or p.suffix == ".tmp"]
+    assert not [
+        p.name
+        for p in out.iterdir()
+        if p.name.startswith(("report", "failed", "summary")) or p.suffix == ".tmp"
+    ]
     before, _ = _ledger(out)
     assert sum(1 for status, _ in before.values() if status) == len(badges)
     assert sandbox.truth().requests == len(badges)
@@ -202,23 +215,30 @@ def test_a_run_directory_under_a_file_exits_2_with_one_line(tmp_path):
 def _with_file_size_limit(limit, *args):
     """The CLI under RLIMIT_FSIZE, set by a Python that then becomes it (exec keeps the
     limit; Python ignores SIGXFSZ, so a write past it fails with EFBIG)."""
-    code = ("import os, resource, sys; "
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
-            "os.execv(sys.executable, [sys.executable, '-m', 'bulkrevoke', *sys.argv[1:]])")
-    return subprocess.run([sys.executable, "-c", code, *args], env=cli_env(CREDENTIALS),
-                          text=True, capture_output=True, timeout=60)
+    code = (
+        "import os, resource, sys; "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'bulkrevoke', *sys.argv[1:]])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=cli_env(CREDENTIALS),
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.slow
-def test_a_file_size_limit_while_sending_stops_with_exit_3_and_resume_completes(
-        tmp_path, sandbox_for):
+def test_a_file_size_limit_while_sending_stops_with_exit_3_and_resume_completes(tmp_path, sandbox_for):
     # Needs no privilege: the ledger's write-ahead log outgrows RLIMIT_FSIZE mid-send.
     badges = make_badges(3000, seed=47)
     write_input(tmp_path / "in.csv", badges)
     sandbox = sandbox_for(badges)
     out = tmp_path / "run"
-    result = _with_file_size_limit(260_000, "run", str(tmp_path / "in.csv"), "--host",
-                                   sandbox.url, "--out", str(out), *FLAGS)
+    result = _with_file_size_limit(
+        260_000, "run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out", str(out), *FLAGS
+    )
     assert result.returncode == 3, result.stderr
     _one_line(result.stderr, "cannot write the ledger", "File too large", "ulimit -f")
     # Nothing can be written past the limit, so the outcomes held in memory are lost: their
@@ -237,9 +257,18 @@ def test_a_stalled_ledger_still_ends_on_a_signal(tmp_path, sandbox_for, signals)
     write_input(tmp_path / "in.csv", badges)
     sandbox = sandbox_for(badges, latency=0.02)
     out = tmp_path / "run"
-    process = start_cli("run", str(tmp_path / "in.csv"), "--host", sandbox.url, "--out",
-                        str(out), *FLAGS, "--timeout", "0.5",
-                        env={**CREDENTIALS, "BULKREVOKE_FAILPOINT": "ledger-record:stall"})
+    process = start_cli(
+        "run",
+        str(tmp_path / "in.csv"),
+        "--host",
+        sandbox.url,
+        "--out",
+        str(out),
+        *FLAGS,
+        "--timeout",
+        "0.5",
+        env={**CREDENTIALS, "BULKREVOKE_FAILPOINT": "ledger-record:stall"},
+    )
     _wait_for_requests(sandbox, 1, process)
     for _ in range(signals):
         process.send_signal(signal.SIGTERM)
@@ -249,8 +278,9 @@ def test_a_stalled_ledger_still_ends_on_a_signal(tmp_path, sandbox_for, signals)
     # (The first signal may be logged before the ledger stalls; the last line ends it.)
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
-    assert ("interrupted twice" if signals == 2 else
-            "SIGTERM received and the run did not end within 3.5 s") in last, stderr
+    assert (
+        "interrupted twice" if signals == 2 else "SIGTERM received and the run did not end within 3.5 s"
+    ) in last, stderr
     assert str(out) in last and "--resume" in last
     before, _ = _ledger(out)
     resumed = _run(tmp_path, sandbox, out, "--resume")

@@ -65,10 +65,8 @@ async def _send_until_the_disk_fills(tmp_path, monkeypatch, *, recovers):
     return engine, ledger, revoker, disk
 
 
-async def test_a_full_disk_stops_sending_at_once_and_the_reserve_records_every_answer(
-        tmp_path, monkeypatch):
-    engine, ledger, revoker, disk = await _send_until_the_disk_fills(tmp_path, monkeypatch,
-                                                                     recovers=True)
+async def test_a_full_disk_stops_sending_at_once_and_the_reserve_records_every_answer(tmp_path, monkeypatch):
+    engine, ledger, revoker, disk = await _send_until_the_disk_fills(tmp_path, monkeypatch, recovers=True)
     assert "No space left on device" in engine.stop_message
     # No request left after the failure was seen; every answer received is recorded.
     assert sum(revoker.calls.values()) == disk.requests_when_full < 400
@@ -77,10 +75,8 @@ async def test_a_full_disk_stops_sending_at_once_and_the_reserve_records_every_a
     assert ledger.in_doubt_count() == 0 and ledger.counters()["requests"] == len(revoker.calls)
 
 
-async def test_a_disk_that_stays_full_leaves_in_doubt_only_what_was_held_in_memory(
-        tmp_path, monkeypatch):
-    _, ledger, revoker, disk = await _send_until_the_disk_fills(tmp_path, monkeypatch,
-                                                                recovers=False)
+async def test_a_disk_that_stays_full_leaves_in_doubt_only_what_was_held_in_memory(tmp_path, monkeypatch):
+    _, ledger, revoker, disk = await _send_until_the_disk_fills(tmp_path, monkeypatch, recovers=False)
     recorded = [r for r, s in _statuses(ledger).items() if s]
     assert len(recorded) == 3 * 20
     # The rest of what was sent is in doubt: the journal (< FLUSH_ROWS) and the rows in
@@ -107,19 +103,23 @@ def test_a_line_run_log_cannot_take_stops_the_run_without_a_traceback(tmp_path, 
     assert capfd.readouterr().err == ""
 
 
-@pytest.mark.parametrize(("error", "cause", "remedy"), [
-    (OSError(errno.ENOSPC, "x"), "No space left on device", "free space"),
-    (OSError(errno.EDQUOT, "x"), "Disk quota exceeded", "raise the quota"),
-    (OSError(errno.EROFS, "x"), "Read-only file system", "make the filesystem writable"),
-    (sqlite3.OperationalError("attempt to write a readonly database"), "Read-only file system",
-     "make the filesystem writable"),
-    (sqlite3.OperationalError("disk I/O error"), "Input/output error", "check the disk"),
-    # Full says SQLite, with room on the disk: a quota, not the disk.
-    (sqlite3.OperationalError("database or disk is full"), "database or disk is full",
-     "raise the quota"),
-])
-def test_a_storage_fault_is_one_line_with_its_cause_and_what_to_do(tmp_path, error, cause,
-                                                                    remedy):
+@pytest.mark.parametrize(
+    ("error", "cause", "remedy"),
+    [
+        (OSError(errno.ENOSPC, "x"), "No space left on device", "free space"),
+        (OSError(errno.EDQUOT, "x"), "Disk quota exceeded", "raise the quota"),
+        (OSError(errno.EROFS, "x"), "Read-only file system", "make the filesystem writable"),
+        (
+            sqlite3.OperationalError("attempt to write a readonly database"),
+            "Read-only file system",
+            "make the filesystem writable",
+        ),
+        (sqlite3.OperationalError("disk I/O error"), "Input/output error", "check the disk"),
+        # Full says SQLite, with room on the disk: a quota, not the disk.
+        (sqlite3.OperationalError("database or disk is full"), "database or disk is full", "raise the quota"),
+    ],
+)
+def test_a_storage_fault_is_one_line_with_its_cause_and_what_to_do(tmp_path, error, cause, remedy):
     message = str(storage.fault("the ledger", tmp_path, error))
     assert message.startswith(f"cannot write the ledger in {tmp_path}: {cause}")
     assert remedy in message and message.endswith("then run again with --resume")

@@ -17,11 +17,24 @@ from .browser import PAGE_ATTRIBUTES, PAGE_TAGS, DomShape, needs_chromium, rende
 from .conftest import ROOT, read_summary, run_cli
 
 SAMPLE = ROOT / "sample_inputs" / "revocations.csv"
+
+
 def _summary(**extra):
     summary = {
-        "runId": "20261128-101500-fraud", "version": "0.1.0", "rows": 10, "exitCode": 1,
-        "counts": {"revoked": 6, "already_inactive": 1, "revoked_unconfirmed": 0, "invalid": 1,
-                   "failed": 2, "duplicate": 0, "not_attempted": 0, "would_revoke": 0},
+        "runId": "20261128-101500-fraud",
+        "version": "0.1.0",
+        "rows": 10,
+        "exitCode": 1,
+        "counts": {
+            "revoked": 6,
+            "already_inactive": 1,
+            "revoked_unconfirmed": 0,
+            "invalid": 1,
+            "failed": 2,
+            "duplicate": 0,
+            "not_attempted": 0,
+            "would_revoke": 0,
+        },
         "controls": {"rows": {"rule": "r", "figures": {"rows": 10}, "holds": True}},
         "errorCodes": {"500": 2, "malformed_id": 1},
         "errorMessages": {"500": "Internal error", "malformed_id": "badgeMetaId 'x' is bad"},
@@ -43,9 +56,18 @@ def test_the_page_forbids_scripts_and_remote_loads_and_allows_only_its_own_style
 
 def test_every_value_from_data_is_escaped_and_its_controls_made_visible():
     hostile = '<script>alert(1)</script>\x1b[31m\u202e"'
-    page = render_page(_summary(runId=hostile, ticket=hostile, operator=hostile, input=hostile,
-                                errorMessages={"500": hostile}, settings={"columns": hostile},
-                                files={hostile: {"sha256": hostile}}), [])
+    page = render_page(
+        _summary(
+            runId=hostile,
+            ticket=hostile,
+            operator=hostile,
+            input=hostile,
+            errorMessages={"500": hostile},
+            settings={"columns": hostile},
+            files={hostile: {"sha256": hostile}},
+        ),
+        [],
+    )
     assert "<script>" not in page and "\x1b" not in page and "\u202e" not in page
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[31m\\u202e&quot;"
     assert page.count(escaped) >= 7
@@ -53,8 +75,10 @@ def test_every_value_from_data_is_escaped_and_its_controls_made_visible():
 
 def test_verification_shows_not_verified_until_the_summary_has_it():
     assert "Not verified" in render_page(_summary(), [])
-    page = render_page(_summary(verification={"checked": 12, "inactive": 10, "active": 1,
-                                               "unverifiable": 1, "sample": 5}), [])
+    page = render_page(
+        _summary(verification={"checked": 12, "inactive": 10, "active": 1, "unverifiable": 1, "sample": 5}),
+        [],
+    )
     assert "Not verified" not in page
     assert '<td>active</td><td class="n fails">1</td>' in page
     assert '<td>checked</td><td class="n">12</td>' in page
@@ -83,12 +107,13 @@ def test_the_timeline_keeps_time_and_is_gathered_into_a_bounded_number_of_bars()
 @needs_chromium
 def test_chromium_renders_the_page_of_a_run_with_its_counts_and_nothing_else(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("run", str(SAMPLE), "--sandbox", "--out", str(out), "--ticket", "CHG-42",
-                     "-q")
+    result = run_cli("run", str(SAMPLE), "--sandbox", "--out", str(out), "--ticket", "CHG-42", "-q")
     assert result.returncode == 1, result.stderr
     summary = read_summary(out)
-    assert summary["files"]["summary.html"]["sha256"] == hashlib.sha256(
-        (out / "summary.html").read_bytes()).hexdigest()
+    assert (
+        summary["files"]["summary.html"]["sha256"]
+        == hashlib.sha256((out / "summary.html").read_bytes()).hexdigest()
+    )
     page = render(out / "summary.html", tmp_path / "profile")
     assert page.console == [] and page.page_requests == []
     shape = DomShape(page.dom)
@@ -109,8 +134,10 @@ def test_chromium_renders_the_page_of_a_run_with_its_counts_and_nothing_else(tmp
 def test_the_browser_probe_does_see_console_messages_and_connections(tmp_path):
     # The checks above are only worth something if this probe notices what they forbid.
     page = tmp_path / "probe.html"
-    page.write_text('<!DOCTYPE html><html><body><img src="http://bulkrevoke.invalid/x.png">'
-                    '<script>console.error("probe")</script></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><body><img src="http://bulkrevoke.invalid/x.png">'
+        '<script>console.error("probe")</script></body></html>'
+    )
     seen = render(page, tmp_path / "profile")
     assert any("probe" in line for line in seen.console)
     assert "bulkrevoke.invalid" in seen.page_requests

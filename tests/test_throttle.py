@@ -82,8 +82,9 @@ class VirtualLoop:
             handle.callback()
 
 
-def run_workers(pacer: Pacer, loop: VirtualLoop, workers: int, seconds: float,
-                latency: float = 0.0) -> list[float]:
+def run_workers(
+    pacer: Pacer, loop: VirtualLoop, workers: int, seconds: float, latency: float = 0.0
+) -> list[float]:
     """Workers that each acquire, send (at loop.now) and come back after ``latency``."""
     sent: list[float] = []
 
@@ -299,9 +300,16 @@ async def test_a_new_rate_reaches_the_schedule():
 # --- --rate auto against a simulated server ----------------------------------------------------
 
 
-def simulate_auto(monkeypatch, throttle: Throttle, server: TokenBucketLimit, *, seconds: float,
-                  latency: float = 0.03, retry_after: bool = False, client_cap: float = 1e9
-                  ) -> list[tuple[float, bool]]:
+def simulate_auto(
+    monkeypatch,
+    throttle: Throttle,
+    server: TokenBucketLimit,
+    *,
+    seconds: float,
+    latency: float = 0.03,
+    retry_after: bool = False,
+    client_cap: float = 1e9,
+) -> list[tuple[float, bool]]:
     """Requests sent at ``throttle.current_rate`` (at most ``client_cap``/s: what the run can
     use), answered by ``server`` after ``latency``; the throttle hears every answer on a
     patched loop clock. Returns (sent at, admitted) per request."""
@@ -336,8 +344,7 @@ def share(sent, start, end, admitted=True):
 @pytest.mark.parametrize("latency", [0.0, 0.03, 0.25])
 async def test_auto_finds_a_150_per_second_bucket_within_30_seconds(monkeypatch, latency):
     throttle = Throttle(parse_rate("auto"))
-    sent = simulate_auto(monkeypatch, throttle, TokenBucketLimit(150, 1), seconds=60,
-                         latency=latency)
+    sent = simulate_auto(monkeypatch, throttle, TokenBucketLimit(150, 1), seconds=60, latency=latency)
     assert sent[1][0] - sent[0][0] >= 0.5  # a safe start (100/min), not a burst
     for start in range(30, 55, 5):  # every 5 s from 30 s on: at least 90 % of the limit
         served, _ = share(sent, start, start + 5)
@@ -377,14 +384,17 @@ async def test_auto_does_not_climb_past_what_the_run_can_use(monkeypatch):
 # --- the setting -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected", "shown"), [
-    ("auto", RateLimit(None, auto=True), "auto"),
-    ("AUTO:300/s", RateLimit(300.0, auto=True), "auto:300/s"),
-    ("auto:100/min", RateLimit(100 / 60, auto=True), "auto:100/min"),
-    ("auto: 50", RateLimit(50.0, auto=True), "auto:50/s"),
-    ("1200/min", RateLimit(20.0), "20/s"),
-    ("unlimited", RateLimit(None), "unlimited"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected", "shown"),
+    [
+        ("auto", RateLimit(None, auto=True), "auto"),
+        ("AUTO:300/s", RateLimit(300.0, auto=True), "auto:300/s"),
+        ("auto:100/min", RateLimit(100 / 60, auto=True), "auto:100/min"),
+        ("auto: 50", RateLimit(50.0, auto=True), "auto:50/s"),
+        ("1200/min", RateLimit(20.0), "20/s"),
+        ("unlimited", RateLimit(None), "unlimited"),
+    ],
+)
 def test_auto_rates_parse_and_round_trip(text, expected, shown):
     rate = parse_rate(text)
     assert rate == expected and str(rate) == shown

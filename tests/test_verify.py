@@ -27,38 +27,60 @@ from .conftest import (
 OK = Reply(ReplyKind.SUCCESS, 200)
 
 
-@pytest.mark.parametrize("reading, verdict", [
-    (BadgeReading(OK, {"e1": False}, 3), "inactive"),
-    (BadgeReading(OK, {"e1": True}, 0), "active"),       # the item wins over the count
-    (BadgeReading(OK, {}, 0), "inactive"),               # no ids, nothing active
-    (BadgeReading(OK, {}, 2), "unverifiable"),           # no ids, something active
-    (BadgeReading(OK, {"other": False}, None), "unverifiable"),
-    (BadgeReading(Reply(ReplyKind.REJECTED, 400, None, "816"), {}, None), "unverifiable"),
-    (None, "unverifiable"),
-])
+@pytest.mark.parametrize(
+    "reading, verdict",
+    [
+        (BadgeReading(OK, {"e1": False}, 3), "inactive"),
+        (BadgeReading(OK, {"e1": True}, 0), "active"),  # the item wins over the count
+        (BadgeReading(OK, {}, 0), "inactive"),  # no ids, nothing active
+        (BadgeReading(OK, {}, 2), "unverifiable"),  # no ids, something active
+        (BadgeReading(OK, {"other": False}, None), "unverifiable"),
+        (BadgeReading(Reply(ReplyKind.REJECTED, 400, None, "816"), {}, None), "unverifiable"),
+        (None, "unverifiable"),
+    ],
+)
 def test_a_verdict_claims_only_what_the_answer_says(reading, verdict):
     assert settle(reading, "e1") == verdict
 
 
 def _failed_run(tmp_path, sandbox_for, shape="standard"):
     badges = make_badges(120, seed=71, inactive_share=0.2)
-    sandbox = sandbox_for(badges, read_shape=shape,
-                          faults=FaultProfile(seed=7, server_error=0.2, drop=0.15))
+    sandbox = sandbox_for(badges, read_shape=shape, faults=FaultProfile(seed=7, server_error=0.2, drop=0.15))
     out = tmp_path / "run"
-    result = run_cli("run", str(write_input(tmp_path / "in.csv", badges)), "--host", sandbox.url,
-                     "--rate", "unlimited", "--max-attempts", "1", "--timeout", "2",
-                     "--no-progress", "--out", str(out), env=CREDENTIALS)
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--max-attempts",
+        "1",
+        "--timeout",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        env=CREDENTIALS,
+    )
     assert result.returncode == 1, result.stderr
     return badges, sandbox, out
 
 
 async def _verify(out, sandbox, plan):
     with Ledger(out / "ledger.sqlite") as ledger:
-        async with CapillaryClient(sandbox.url, Credentials(USERNAME, PASSWORD), timeout=5,
-                                   concurrency=4) as client:
-            counts = await verify(ledger, client, Throttle(RateLimit(None)),
-                                  RetryPolicy(max_attempts=4, base_delay=0.0), plan=plan,
-                                  workers=4, now=lambda: "2026-12-01T00:00:00.000Z")
+        async with CapillaryClient(
+            sandbox.url, Credentials(USERNAME, PASSWORD), timeout=5, concurrency=4
+        ) as client:
+            counts = await verify(
+                ledger,
+                client,
+                Throttle(RateLimit(None)),
+                RetryPolicy(max_attempts=4, base_delay=0.0),
+                plan=plan,
+                workers=4,
+                now=lambda: "2026-12-01T00:00:00.000Z",
+            )
         stored = {row: verdict for row, verdict, _ in ledger.verifications_between(1, 10**9)}
     return counts, stored
 
@@ -109,11 +131,11 @@ def test_the_sample_is_seeded(tmp_path):
     def sampled(seed):
         path = tmp_path / f"l{seed}-{random.random()}.sqlite"
         with Ledger(path) as ledger:
-            ledger.ingest([row_batch([(i, "a" * 24, str(i), "id", f"{i:024x}", None, None)
-                                      for i in range(1, 501)])])
+            ledger.ingest(
+                [row_batch([(i, "a" * 24, str(i), "id", f"{i:024x}", None, None) for i in range(1, 501)])]
+            )
             ledger.record([(i, Outcome(Status.REVOKED, 1)) for i in range(1, 501)], {})
-            rows = [t.row for chunk in select(ledger, VerifyPlan(sample=7, seed=seed))
-                    for t in chunk]
+            rows = [t.row for chunk in select(ledger, VerifyPlan(sample=7, seed=seed)) for t in chunk]
             return rows, ledger.meta()["verification"]
 
     rows, meta = sampled(5)

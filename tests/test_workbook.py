@@ -19,8 +19,9 @@ from bulkrevoke.report.workbook import CELL_MAX, ReportWorkbook, ooxml_unescape
 from .conftest import CREDENTIALS, Badge, make_badges, read_summary, run_cli, write_input
 
 META = "698dae82d30c4f6b3da9dc06"
-TEXT_COLUMNS = [i for i, name in enumerate(REPORT_COLUMNS)
-                if name not in ("row", "httpStatus", "attempts", "duplicateOf")]
+TEXT_COLUMNS = [
+    i for i, name in enumerate(REPORT_COLUMNS) if name not in ("row", "httpStatus", "attempts", "duplicateOf")
+]
 
 
 def _csv_rows(path):
@@ -40,21 +41,26 @@ def _shown(cell) -> str:
 
 
 def test_the_workbook_gives_back_every_id_exactly_and_as_text(tmp_path, sandbox_for):
-    badges = [*make_badges(40, seed=9),
-              Badge(META, "919876543210", "a" * 24, "mobile"),       # Excel's 9.19877E+11
-              Badge(META, "00012345", "b" * 24, "cardNumber"),        # leading zeros
-              Badge(META, "566135941", "c" * 24),                     # a numeric id
-              Badge(META, "1e5", "d" * 24, "externalId")]             # a number to a spreadsheet
+    badges = [
+        *make_badges(40, seed=9),
+        Badge(META, "919876543210", "a" * 24, "mobile"),  # Excel's 9.19877E+11
+        Badge(META, "00012345", "b" * 24, "cardNumber"),  # leading zeros
+        Badge(META, "566135941", "c" * 24),  # a numeric id
+        Badge(META, "1e5", "d" * 24, "externalId"),
+    ]  # a number to a spreadsheet
     sandbox = sandbox_for(badges)
     source = write_input(tmp_path / "in.csv", badges, extra_rows=[[META, "5.66135941E+8", "e" * 24, ""]])
     out = tmp_path / "run"
-    result = run_cli("run", str(source), "--host", sandbox.url, "--rate", "unlimited", "--out",
-                     str(out), env=CREDENTIALS)
+    result = run_cli(
+        "run", str(source), "--host", sandbox.url, "--rate", "unlimited", "--out", str(out), env=CREDENTIALS
+    )
     assert result.returncode == 1, result.stderr
     assert "open report.xlsx in a spreadsheet (never report.csv)" in result.stderr
     summary = read_summary(out)
-    assert summary["files"]["report.xlsx"]["sha256"] == hashlib.sha256(
-        (out / "report.xlsx").read_bytes()).hexdigest()
+    assert (
+        summary["files"]["report.xlsx"]["sha256"]
+        == hashlib.sha256((out / "report.xlsx").read_bytes()).hexdigest()
+    )
     book = openpyxl.load_workbook(out / "report.xlsx")
     assert book.sheetnames == ["Report", "Summary"]
     sheet = book["Report"]
@@ -81,8 +87,7 @@ def _sheet_rows_values(sheet):
 def test_a_report_longer_than_a_sheet_goes_on_over_further_sheets(tmp_path, monkeypatch):
     monkeypatch.setattr(report_xlsx, "SHEET_ROWS", 4)
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
-        ledger.ingest([row_batch([(i, META, str(i), "id", f"{i:024x}", None, None)
-                                  for i in range(1, 11)])])
+        ledger.ingest([row_batch([(i, META, str(i), "id", f"{i:024x}", None, None) for i in range(1, 11)])])
         ledger.set_meta(dry_run=True, started="2026-11-28T10:15:00Z")
         write_reports(ledger, tmp_path)
     book = openpyxl.load_workbook(tmp_path / "report.xlsx")
@@ -122,10 +127,27 @@ def test_without_openpyxl_the_workbook_is_left_out_with_a_note(tmp_path, monkeyp
     assert "report.xlsx not written: openpyxl is missing" in caplog.text
 
 
-@pytest.mark.parametrize("value", [
-    "=1+1", "=HYPERLINK(\"http://evil.example\";\"x\")", "+1", "-1", "@SUM(A1)", "\t=1",
-    "\r=1", "#N/A", "#DIV/0!", "a\x00b", "\x1b[31m", "x\ry", "_x0041_", "\ufffe", "=", "-",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "=1+1",
+        '=HYPERLINK("http://evil.example";"x")',
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\t=1",
+        "\r=1",
+        "#N/A",
+        "#DIV/0!",
+        "a\x00b",
+        "\x1b[31m",
+        "x\ry",
+        "_x0041_",
+        "\ufffe",
+        "=",
+        "-",
+    ],
+)
 def test_a_cell_shows_exactly_the_value_never_a_formula_or_an_error(tmp_path, value):
     path = tmp_path / "x.xlsx"
     book = ReportWorkbook(path, ["v"], created=_created())
@@ -159,4 +181,3 @@ def _created():
     from datetime import datetime
 
     return datetime(2026, 11, 28, 10, 15)
-

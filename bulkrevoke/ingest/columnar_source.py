@@ -24,6 +24,7 @@ from bulkrevoke.storage import file_sha256
 
 # --- Parquet, DataFrame -------------------------------------------------------------------
 
+
 def open_parquet(path: Path, columns: dict[str, str]) -> Source:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -62,19 +63,24 @@ def _check_arrow_type(name: str, header: str, arrow_type: Any) -> None:
     types = pa.types
     value_type = arrow_type.value_type if types.is_dictionary(arrow_type) else arrow_type
     is_string_view = getattr(types, "is_string_view", lambda _: False)  # pyarrow >= 16
-    if (types.is_string(value_type) or types.is_large_string(value_type)
-            or is_string_view(value_type) or types.is_integer(value_type)
-            or types.is_decimal(value_type) or types.is_floating(value_type)
-            or types.is_null(value_type)):
+    if (
+        types.is_string(value_type)
+        or types.is_large_string(value_type)
+        or is_string_view(value_type)
+        or types.is_integer(value_type)
+        or types.is_decimal(value_type)
+        or types.is_floating(value_type)
+        or types.is_null(value_type)
+    ):
         return
     raise InputError(
         f"{name}: column {header!r} has type {arrow_type}; ids must be text (or integers): "
-        "write the column as strings")
+        "write the column as strings"
+    )
 
 
 def _arrow_columns(batch: Any, wanted: list[str | None]) -> Columns:
-    a, b, c, d = (None if column is None else _arrow_texts(batch.column(column))
-                  for column in wanted)
+    a, b, c, d = (None if column is None else _arrow_texts(batch.column(column)) for column in wanted)
     return a, b, c, d
 
 
@@ -91,7 +97,6 @@ def _arrow_texts(array: Any) -> Any:
     if not pa.types.is_string(array.type):
         array = array.cast(pa.string())
     return array
-
 
 
 def open_dataframe(frame: Any, columns: dict[str, str]) -> Source:

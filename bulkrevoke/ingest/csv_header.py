@@ -70,8 +70,11 @@ def csv_stream(path: Path, name: str) -> Iterator[tuple[BinaryIO, HashingReader]
     raw = open_binary(path, name)
     try:
         hashing = HashingReader(raw)
-        stream: Any = (gzip.GzipFile(fileobj=hashing, mode="rb") if is_gzip(path)
-                       else io.BufferedReader(hashing, 1 << 20))
+        stream: Any = (
+            gzip.GzipFile(fileobj=hashing, mode="rb")
+            if is_gzip(path)
+            else io.BufferedReader(hashing, 1 << 20)
+        )
         yield stream, hashing
     except READ_ERRORS as exc:
         raise InputError(f"{name}: cannot read ({error_reason(exc)})") from None
@@ -116,11 +119,11 @@ def read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, int]:
     while True:
         blank = _BLANK_LINES.match(buffer)
         if blank and blank.end():
-            buffer = buffer[blank.end():]
+            buffer = buffer[blank.end() :]
             skipped += blank.end()
         end = _line_end(buffer)
         if end >= 0:
-            after = end + (2 if buffer[end:end + 2] == b"\r\n" else 1)
+            after = end + (2 if buffer[end : end + 2] == b"\r\n" else 1)
             return buffer[:end], skipped + after
         if eof:
             if buffer.count(b'"') % 2:
@@ -128,8 +131,8 @@ def read_header_line(stream: BinaryIO, name: str) -> tuple[bytes, int]:
             return (buffer if buffer.strip(b" \t\r\n,;|") else b""), skipped + len(buffer)
         if len(buffer) > MAX_HEADER_BYTES:
             raise InputError(
-                f"{name}: the header line is longer than {MAX_HEADER_BYTES >> 20} MiB; "
-                "is this a CSV file?")
+                f"{name}: the header line is longer than {MAX_HEADER_BYTES >> 20} MiB; is this a CSV file?"
+            )
         chunk = stream.read(64 << 10)
         eof = not chunk
         buffer += chunk
@@ -159,13 +162,12 @@ def _line_end(data: bytes) -> int:
     return -1
 
 
-def parse_header(
-    header_bytes: bytes, name: str, path: Path, delimiter: str | None
-) -> tuple[str, list[str]]:
+def parse_header(header_bytes: bytes, name: str, path: Path, delimiter: str | None) -> tuple[str, list[str]]:
     """The delimiter (forced, or detected from the header line) and the headers."""
     if b"\x00" in header_bytes:
-        raise InputError(f"{name}: the header line holds NUL bytes; is this UTF-16 or a binary "
-                         "file? save it as CSV UTF-8")
+        raise InputError(
+            f"{name}: the header line holds NUL bytes; is this UTF-16 or a binary file? save it as CSV UTF-8"
+        )
     try:
         text = header_bytes.decode("utf-8")
     except UnicodeDecodeError:
@@ -180,7 +182,8 @@ def parse_header(
     if len(headers) > MAX_COLUMNS:
         raise InputError(
             f"{name}: the header has {len(headers):,} columns (at most {MAX_COLUMNS:,}); "
-            "is this the right file?")
+            "is this the right file?"
+        )
     return chosen, headers
 
 
@@ -209,10 +212,12 @@ def utf8_error_message(name: str, path: Path) -> str:
                     decoder.decode(chunk, final=not chunk)
                 except UnicodeDecodeError as exc:
                     data = held + chunk
-                    return (f"{name}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at "
-                            f"byte offset {offset - len(held) + exc.start:,}"
-                            f"{' of the unpacked text' if gzipped else ''}); save the file as "
-                            "UTF-8")
+                    return (
+                        f"{name}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at "
+                        f"byte offset {offset - len(held) + exc.start:,}"
+                        f"{' of the unpacked text' if gzipped else ''}); save the file as "
+                        "UTF-8"
+                    )
                 if not chunk:
                     break
                 offset += len(chunk)

@@ -44,7 +44,8 @@ def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path |
     import tempfile
 
     spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - deleted when the reader is done
-        prefix="stdin-", suffix=".csv", dir=spool_dir, delete=False)
+        prefix="stdin-", suffix=".csv", dir=spool_dir, delete=False
+    )
     spool_path = Path(spool.name)
     try:
         with spool:
@@ -66,7 +67,10 @@ def open_stdin(columns: dict[str, str], delimiter: str | None, spool_dir: Path |
 
 
 def open_csv(
-    path: Path, name: str, columns: dict[str, str], delimiter: str | None,
+    path: Path,
+    name: str,
+    columns: dict[str, str],
+    delimiter: str | None,
     spool_dir: Path | None = None,
 ) -> Source:
     """Read the header now (file-level errors come before anything else), the records
@@ -76,16 +80,21 @@ def open_csv(
     chosen, headers = parse_header(header_bytes, name, path, delimiter)
     positions = match_columns(name, headers, columns)
     source = Source(name=name, kind="csv", headers=headers)
-    source._columns = _csv_columns(source, path, spool_dir, records_start, len(headers),
-                                   positions, chosen)
+    source._columns = _csv_columns(source, path, spool_dir, records_start, len(headers), positions, chosen)
     return source
 
 
 # --- CSV: the records ---------------------------------------------------------------------
 
+
 def _csv_columns(
-    source: Source, path: Path, spool_dir: Path | None, records_start: int, width: int,
-    positions: list[int | None], delimiter: str,
+    source: Source,
+    path: Path,
+    spool_dir: Path | None,
+    records_start: int,
+    width: int,
+    positions: list[int | None],
+    delimiter: str,
 ) -> Iterator[Columns]:
     import pyarrow as pa
 
@@ -101,8 +110,7 @@ def _csv_columns(
     wanted = sorted({p for p in positions if p is not None})
     with _plain_text(path, source.name, spool_dir) as (text_path, hashing):
         try:
-            for batch in _arrow_csv_reader(text_path, records_start, width, delimiter,
-                                           on_invalid_row):
+            for batch in _arrow_csv_reader(text_path, records_start, width, delimiter, on_invalid_row):
                 hashing.step()
                 batch = _without_blank_records(batch, wanted)
                 if batch.num_rows:
@@ -115,9 +123,7 @@ def _csv_columns(
 
 
 @contextlib.contextmanager
-def _plain_text(
-    path: Path, name: str, spool_dir: Path | None
-) -> Iterator[tuple[Path, HashingReader]]:
+def _plain_text(path: Path, name: str, spool_dir: Path | None) -> Iterator[tuple[Path, HashingReader]]:
     """The file as plain text on disk, and the hash of the file's bytes.
 
     A plain file is itself, hashed a block per batch as the records are read. A gzip file
@@ -129,7 +135,8 @@ def _plain_text(
     import tempfile
 
     spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - removed in the finally below
-        prefix="unpacked-", suffix=".csv", dir=spool_dir, delete=False)
+        prefix="unpacked-", suffix=".csv", dir=spool_dir, delete=False
+    )
     spool_path = Path(spool.name)
     try:
         with spool, csv_stream(path, name) as (text, hashing):
@@ -156,14 +163,18 @@ def _arrow_csv_reader(
     try:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE,
-                                           use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE, use_threads=False),
             parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True,
-                invalid_row_handler=on_invalid_row),
+                delimiter=delimiter,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=on_invalid_row,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):
@@ -219,8 +230,10 @@ def _csv_error(
         record, line, problem = where
         return InputError(f"{name}: record {record:,} (line {line:,}) {problem}")
     if "straddl" in message:
-        return InputError(f"{name}: a record is larger than {BLOCK_SIZE >> 10} KiB "
-                          "(an unclosed quote, or a field that is not an id)")
+        return InputError(
+            f"{name}: a record is larger than {BLOCK_SIZE >> 10} KiB "
+            "(an unclosed quote, or a field that is not an id)"
+        )
     return InputError(f"{name}: not a readable CSV file ({message.splitlines()[0][:200]})")
 
 
@@ -246,13 +259,21 @@ def _first_bad_record(path: Path, delimiter: str, width: int) -> tuple[int, int,
                 if header_seen:
                     record += 1
                     if len(fields) != width:
-                        return (record, line, f"has {len(fields)} fields where the header has "
-                                f"{width}; quote fields that hold the delimiter {delimiter!r}")
+                        return (
+                            record,
+                            line,
+                            f"has {len(fields)} fields where the header has "
+                            f"{width}; quote fields that hold the delimiter {delimiter!r}",
+                        )
                 header_seen = True
                 line = reader.line_num + 1
     except csv.Error:
-        return (record + 1, line, f"is larger than {BLOCK_SIZE >> 10} KiB or unreadable "
-                "(an unclosed quote, or a field that is not an id)")
+        return (
+            record + 1,
+            line,
+            f"is larger than {BLOCK_SIZE >> 10} KiB or unreadable "
+            "(an unclosed quote, or a field that is not an id)",
+        )
     except READ_ERRORS:
         return None
     finally:
@@ -271,5 +292,3 @@ def _reopen_text(path: Path) -> IO[str]:
     # Closed by the caller's with block (closing the wrapper closes the file).
     binary: Any = gzip.open(path, "rb") if is_gzip(path) else path.open("rb")  # noqa: SIM115
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
-
-

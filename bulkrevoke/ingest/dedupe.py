@@ -36,8 +36,17 @@ MAX_CANDIDATES = 2_000_000
 _KEY_SEPARATOR = "\x1f"
 _SPILL_RECORD = np.dtype([("hash", "<u8"), ("row", "<i8")])
 # Odd 64-bit constants for the multiplicative hash of the ids' bytes.
-_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53], np.uint64)
+_MIX = np.array(
+    [
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0xD6E8FEB86659FD93,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+    ],
+    np.uint64,
+)
 
 
 class DuplicateFinder:
@@ -110,12 +119,17 @@ class DuplicateFinder:
         from bulkrevoke._arrays import int64_from_numpy, scalar
 
         keys = pc.binary_join_element_wise(
-            valid.column("badge_meta_id"), valid.column("earned_badge_id"),
-            valid.column("identifier_type"), valid.column("customer_id"), scalar(_KEY_SEPARATOR))
+            valid.column("badge_meta_id"),
+            valid.column("earned_badge_id"),
+            valid.column("identifier_type"),
+            valid.column("customer_id"),
+            scalar(_KEY_SEPARATOR),
+        )
         spilled = pa.record_batch([keys, valid.column("row")], names=["key", "row"])
         # Each write is one Arrow IPC message (a record batch without its schema).
-        self._keys.write(_id_hash(valid), lambda order: spilled.take(
-            int64_from_numpy(order)).serialize().to_pybytes())
+        self._keys.write(
+            _id_hash(valid), lambda order: spilled.take(int64_from_numpy(order)).serialize().to_pybytes()
+        )
 
     def _duplicates_by_key(self) -> Iterator[list[tuple[int, int]]]:
         import pyarrow as pa
@@ -127,7 +141,8 @@ class DuplicateFinder:
         for data in self._keys.read_all():
             messages = pa.ipc.MessageReader.open_stream(pa.py_buffer(data))
             table = pa.Table.from_batches(
-                [pa.ipc.read_record_batch(message, schema) for message in messages], schema)
+                [pa.ipc.read_record_batch(message, schema) for message in messages], schema
+            )
             order = pc.sort_indices(table, sort_keys=[("key", "ascending"), ("row", "ascending")])
             keys = table.column("key").take(order).combine_chunks()
             rows = int64_view(table.column("row").take(order).combine_chunks())
@@ -207,8 +222,9 @@ def _rows(batch: Any) -> Any:
 
 def _id_hash(valid: Any) -> Any:
     """A 64-bit hash of each valid row's two ids (24 ASCII bytes each), as numpy uint64."""
-    words = np.concatenate([_fixed_words(valid.column("badge_meta_id")),
-                            _fixed_words(valid.column("earned_badge_id"))], axis=1)
+    words = np.concatenate(
+        [_fixed_words(valid.column("badge_meta_id")), _fixed_words(valid.column("earned_badge_id"))], axis=1
+    )
     mixed = np.bitwise_xor.reduce(words * _MIX, axis=1)
     mixed ^= mixed >> np.uint64(31)
     mixed *= _MIX[0]
@@ -223,5 +239,4 @@ def _fixed_words(array: Any) -> Any:
     start = int(offsets[0])
     if int(offsets[-1]) - start != 24 * count:
         raise ValueError("ids of a valid row are 24 characters")
-    return np.frombuffer(array.buffers()[2], np.uint8, 24 * count, start).view("<u8").reshape(
-        count, 3)
+    return np.frombuffer(array.buffers()[2], np.uint8, 24 * count, start).view("<u8").reshape(count, 3)

@@ -25,6 +25,7 @@ from bulkrevoke.storage import file_sha256
 
 # --- Excel --------------------------------------------------------------------------------
 
+
 def open_excel(path: Path, columns: dict[str, str]) -> Source:
     name = str(path)
     try:
@@ -80,8 +81,7 @@ def _excel_batches(path: Path, name: str, positions: list[int | None]) -> Iterat
         next(records, None)  # the header row, read when the source was opened
         batch: list[Row] = []
         for values in records:
-            cells = [cell_text(values[p]) if p is not None and p < len(values) else None
-                     for p in positions]
+            cells = [cell_text(values[p]) if p is not None and p < len(values) else None for p in positions]
             batch.append((cells[0], cells[1], cells[2], cells[3]))
             if len(batch) >= BATCH_ROWS:
                 yield batch

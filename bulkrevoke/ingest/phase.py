@@ -24,8 +24,7 @@ SPILL_DIR = "duplicates.spill"
 
 def ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress) -> None:
     ledger.reset_rows()
-    source = open_source(config.source, columns=config.columns, delimiter=config.delimiter,
-                         spool_dir=run_dir)
+    source = open_source(config.source, columns=config.columns, delimiter=config.delimiter, spool_dir=run_dir)
     progress.start("ingest", None)
     finder = DuplicateFinder(run_dir / SPILL_DIR)
     row = 0
@@ -49,8 +48,9 @@ def ingest(config: RunConfig, ledger: Ledger, run_dir: Path, progress: Progress)
     finally:
         finder.close()
     ledger.set_meta(ingest_complete=True, rows=row, input_sha256=source.sha256)
-    log.info("ingested %d rows from %s (%d duplicates), sha256 %s", row, source.name,
-             duplicates, source.sha256)
+    log.info(
+        "ingested %d rows from %s (%d duplicates), sha256 %s", row, source.name, duplicates, source.sha256
+    )
 
 
 def _store(batches: list[Any], ledger: Ledger, finder: DuplicateFinder) -> None:

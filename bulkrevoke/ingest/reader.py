@@ -58,4 +58,5 @@ def open_source(
         return open_csv(path, name, columns, delimiter or default, spool_dir)
     raise InputError(
         f"{name}: unknown input kind {path.suffix or '(no extension)'!r}; "
-        "use .csv, .csv.gz, .tsv, .parquet or .xlsx")
+        "use .csv, .csv.gz, .tsv, .parquet or .xlsx"
+    )

@@ -71,6 +71,7 @@ class Source:
 
 # --- header matching ----------------------------------------------------------------------
 
+
 def normalize_header(header: str) -> str:
     return squash(header.lstrip("\ufeff"))
 
@@ -89,7 +90,8 @@ def match_columns(name: str, headers: Sequence[str], mapping: Mapping[str, str])
             raise InputError(
                 f"{name}: column {field_name} matches {len(found)} headers "
                 f"({', '.join(quote_short(headers[i]) for i in found)}); map one with "
-                f"--column {field_name}=HEADER")
+                f"--column {field_name}=HEADER"
+            )
         if not found and field_name in REQUIRED:
             raise InputError(_missing_column_message(name, field_name, mapping, headers))
         positions.append(found[0] if found else None)
@@ -102,11 +104,16 @@ def _missing_column_message(
     # A first line of data instead of headers would put customer ids (PII) into the
     # list of headers below: say what happened without quoting it.
     if any(HEX24.fullmatch(h.strip()) for h in headers):
-        return (f"{name}: the first line holds ids, not headers; add a header line "
-                f"({','.join(REQUIRED)}[,identifierType])")
+        return (
+            f"{name}: the first line holds ids, not headers; add a header line "
+            f"({','.join(REQUIRED)}[,identifierType])"
+        )
     wanted = mapping.get(field_name, field_name)
-    what = (f"column {wanted!r} (given by --column {field_name}={wanted})"
-            if field_name in mapping else f"required column {field_name!r}")
+    what = (
+        f"column {wanted!r} (given by --column {field_name}={wanted})"
+        if field_name in mapping
+        else f"required column {field_name!r}"
+    )
     shown = ", ".join(quote_short(h) for h in headers[:12]) + (", …" if len(headers) > 12 else "")
     message = f"{name}: missing {what}; headers found: {shown}"
     delimiter = _better_delimiter(normalize_header(wanted), headers)
@@ -116,7 +123,8 @@ def _missing_column_message(
     claimed = {normalize_header(mapping.get(f, f)) for f in FIELDS}
     spare = [h for h in headers if normalize_header(h) not in claimed]
     close = difflib.get_close_matches(
-        normalize_header(wanted), [normalize_header(h) for h in spare], n=1, cutoff=0.6)
+        normalize_header(wanted), [normalize_header(h) for h in spare], n=1, cutoff=0.6
+    )
     if close:
         original = next(h for h in spare if normalize_header(h) == close[0])
         return f"{message}; did you mean {original!r}? (--column {field_name}={original})"
@@ -132,15 +140,18 @@ def _better_delimiter(wanted: str, headers: Sequence[str]) -> str | None:
     return None
 
 
-
 def columns_from_rows(rows: Sequence[Row]) -> Columns:
     """A batch of tuples as Columns (for readers that produce rows)."""
     from bulkrevoke._arrays import strings
 
     fields = list(zip(*rows, strict=True))
     absent = all(v is None for v in fields[3])
-    return (strings(fields[0]), strings(fields[1]), strings(fields[2]),
-            None if absent else strings(fields[3]))
+    return (
+        strings(fields[0]),
+        strings(fields[1]),
+        strings(fields[2]),
+        None if absent else strings(fields[3]),
+    )
 
 
 def error_reason(exc: BaseException) -> str:

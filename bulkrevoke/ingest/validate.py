@@ -22,8 +22,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # C0/C1 controls, and the invisible characters that ride along in pasted text (soft
 # hyphen, zero-width spaces and joiners, bidi marks, line/paragraph separators, BOM):
 # an identifier holding one of them can't match the customer it names.
-_CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 # Types whose values are digits, where a decimal point or exponent means a spreadsheet
 # turned the value into a number. externalId is free text chosen by the brand ("1.5"
 # may be real); email can't be mistaken for a number.
@@ -75,13 +74,13 @@ def _problem(
         return "missing_customer_id", "customerId is missing"
     # Both ids in one match (the common case); which one is wrong is worked out after.
     if len(meta) != 24 or not _HEX48.fullmatch(meta + earned):
-        name, value = ("badgeMetaId", meta) if not HEX24.fullmatch(meta) else (
-            "earnedBadgeId", earned)
+        name, value = ("badgeMetaId", meta) if not HEX24.fullmatch(meta) else ("earnedBadgeId", earned)
         return "malformed_id", f"{name} {quote_short(value)} is not 24 hexadecimal digits"
     if id_type is None:
-        return ("bad_identifier_type",
-                f"identifierType {quote_short(raw_type)} is not one of id, mobile, email, "
-                "externalId, cardNumber")
+        return (
+            "bad_identifier_type",
+            f"identifierType {quote_short(raw_type)} is not one of id, mobile, email, externalId, cardNumber",
+        )
     if id_type == "id" and customer.isascii() and customer.isdigit():
         return _id_range(customer)  # the common case, decided without a regex
     return _customer_problem(customer, id_type)
@@ -97,18 +96,20 @@ def _id_range(customer: str) -> tuple[str | None, str | None]:
 def _customer_problem(customer: str, id_type: str) -> tuple[str | None, str | None]:
     """Does customerId fit its identifier type? (Everything but a plain numeric id.)"""
     if id_type in _NUMERIC_TYPES and _SPREADSHEET.fullmatch(customer):
-        return ("spreadsheet_number",
-                "customerId looks like a spreadsheet number (decimal point or exponent); "
-                "digits may already be lost: export the column as text")
+        return (
+            "spreadsheet_number",
+            "customerId looks like a spreadsheet number (decimal point or exponent); "
+            "digits may already be lost: export the column as text",
+        )
     if _CONTROL.search(customer):
-        return ("bad_customer_id",
-                "customerId contains a control or invisible character (line break, tab, "
-                "zero-width space…)")
+        return (
+            "bad_customer_id",
+            "customerId contains a control or invisible character (line break, tab, zero-width space…)",
+        )
     if id_type == "id":
         return "bad_customer_id", "customerId is not a numeric id (identifier type id)"
     if id_type == "mobile" and not _MOBILE.fullmatch(customer):
-        return ("bad_customer_id",
-                "customerId is not a mobile number (6 to 15 digits, optional leading +)")
+        return ("bad_customer_id", "customerId is not a mobile number (6 to 15 digits, optional leading +)")
     if id_type == "email" and not _EMAIL.fullmatch(customer):
         return "bad_customer_id", "customerId is not an email address (identifier type email)"
     return None, None
@@ -133,31 +134,28 @@ def validate_columns(columns: Columns, first_row: int, default_identifier: str) 
 
     meta, customer, earned, raw_type = columns
     count = len(meta)
-    fast = pc.and_(pc.match_substring_regex(meta, _FAST_ID),
-                   pc.match_substring_regex(earned, _FAST_ID))
+    fast = pc.and_(pc.match_substring_regex(meta, _FAST_ID), pc.match_substring_regex(earned, _FAST_ID))
     if raw_type is None:
         id_type = repeated(default_identifier, count)
         pattern = _FAST_CUSTOMER.get(default_identifier)
         # (With no fast shape for the default type, is_null of a full column: all false.)
-        fits = (pc.match_substring_regex(customer, pattern) if pattern
-                else pc.is_null(id_type))
+        fits = pc.match_substring_regex(customer, pattern) if pattern else pc.is_null(id_type)
     else:
         id_type = pc.if_else(pc.equal(raw_type, scalar("")), scalar(default_identifier), raw_type)
         fits = None
         for name, pattern in _FAST_CUSTOMER.items():
-            fits_type = pc.and_(pc.equal(id_type, scalar(name)),
-                                pc.match_substring_regex(customer, pattern))
+            fits_type = pc.and_(pc.equal(id_type, scalar(name)), pc.match_substring_regex(customer, pattern))
             fits = fits_type if fits is None else pc.or_(fits, fits_type)
     slow = pc.invert(true_only(pc.and_(fast, fits)))
     no_text = pa.nulls(count, pa.string())
     out = [int_range(first_row, count), meta, customer, id_type, earned, no_text, no_text]
     if pc.any(slow).as_py():
         metas, customers, earneds = (pc.filter(c, slow).to_pylist() for c in (meta, customer, earned))
-        types = ([None] * len(metas) if raw_type is None
-                 else pc.filter(raw_type, slow).to_pylist())
-        verdicts = [validate(m, c, e, t, default_identifier)
-                    for m, c, e, t in zip(metas, customers, earneds, types, strict=True)]
+        types = [None] * len(metas) if raw_type is None else pc.filter(raw_type, slow).to_pylist()
+        verdicts = [
+            validate(m, c, e, t, default_identifier)
+            for m, c, e, t in zip(metas, customers, earneds, types, strict=True)
+        ]
         for index, field in ((1, 0), (2, 1), (3, 2), (4, 3), (5, 4), (6, 5)):
-            out[index] = pc.replace_with_mask(out[index], slow,
-                                              strings([v[field] for v in verdicts]))
+            out[index] = pc.replace_with_mask(out[index], slow, strings([v[field] for v in verdicts]))
     return pa.record_batch(out, schema=row_schema())

@@ -11,5 +11,13 @@ from bulkrevoke.ledger.schema import (
 )
 from bulkrevoke.ledger.store import RESERVE, Ledger
 
-__all__ = ["OUTCOME_COLUMNS", "RESERVE", "ROW_COLUMNS", "SCHEMA_VERSION", "Ledger", "read_meta",
-           "row_batch", "row_schema"]
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "RESERVE",
+    "ROW_COLUMNS",
+    "SCHEMA_VERSION",
+    "Ledger",
+    "read_meta",
+    "row_batch",
+    "row_schema",
+]

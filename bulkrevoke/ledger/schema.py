@@ -37,18 +37,34 @@ CREATE TABLE IF NOT EXISTS timeline (
 TIMELINE_SECONDS = 10  #: the timeline's bucket (summary.html's charts)
 #: A stored batch of input rows: the validated (trimmed) fields, and for an invalid row
 #: its error code and message (both null on a valid row).
-ROW_COLUMNS = ("row", "badge_meta_id", "customer_id", "identifier_type", "earned_badge_id",
-               "error_code", "error_message")
+ROW_COLUMNS = (
+    "row",
+    "badge_meta_id",
+    "customer_id",
+    "identifier_type",
+    "earned_badge_id",
+    "error_code",
+    "error_message",
+)
 #: The columns of ``outcomes`` a report row takes, in this order.
-OUTCOME_COLUMNS = ("status", "in_doubt", "is_active", "error_code", "error_source",
-                   "error_message", "http_status", "attempts", "request_id", "completed_at")
+OUTCOME_COLUMNS = (
+    "status",
+    "in_doubt",
+    "is_active",
+    "error_code",
+    "error_source",
+    "error_message",
+    "http_status",
+    "attempts",
+    "request_id",
+    "completed_at",
+)
 
 
 def row_schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([(name, pa.int64() if name == "row" else pa.string())
-                      for name in ROW_COLUMNS])
+    return pa.schema([(name, pa.int64() if name == "row" else pa.string()) for name in ROW_COLUMNS])
 
 
 def row_batch(records: Iterable[Sequence[Any]]) -> Any:
@@ -58,8 +74,7 @@ def row_batch(records: Iterable[Sequence[Any]]) -> Any:
     from bulkrevoke._arrays import int64s, strings
 
     columns = list(zip(*records, strict=True)) or [()] * len(ROW_COLUMNS)
-    return pa.record_batch([int64s(columns[0]), *(strings(c) for c in columns[1:])],
-                           schema=row_schema())
+    return pa.record_batch([int64s(columns[0]), *(strings(c) for c in columns[1:])], schema=row_schema())
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -68,8 +68,10 @@ class Ledger:
         if not fresh and version != SCHEMA_VERSION:
             db.close()
             # (Schema 1 predates the version stamp: it reads as 0.)
-            raise RunDirError(f"{path}: written by another version of bulkrevoke (ledger "
-                              f"schema {version or 1}, this version reads {SCHEMA_VERSION})")
+            raise RunDirError(
+                f"{path}: written by another version of bulkrevoke (ledger "
+                f"schema {version or 1}, this version reads {SCHEMA_VERSION})"
+            )
         # One transaction: a ledger has its tables and its version stamp, or neither.
         db.executescript(f"BEGIN;{SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
         return db
@@ -99,7 +101,8 @@ class Ledger:
             self._db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [(k, json.dumps(v)) for k, v in values.items()])
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
 
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
@@ -138,8 +141,13 @@ class Ledger:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO row_batches(first_row, last_row, valid_rows, data) VALUES (?, ?, ?, ?)",
-                (batches[0].column(0)[0].as_py(), batches[-1].column(0)[-1].as_py(), valid,
-                 memoryview(sink.getvalue())))
+                (
+                    batches[0].column(0)[0].as_py(),
+                    batches[-1].column(0)[-1].as_py(),
+                    valid,
+                    memoryview(sink.getvalue()),
+                ),
+            )
 
     def row_batches(self) -> Iterator[Any]:
         """The stored rows in row order, a batch at a time (keyset paging: one BLOB in memory)."""
@@ -148,8 +156,9 @@ class Ledger:
         last = 0
         while True:
             found = self._db.execute(
-                "SELECT last_row, data FROM row_batches WHERE first_row > ? "
-                "ORDER BY first_row LIMIT 1", (last,)).fetchone()
+                "SELECT last_row, data FROM row_batches WHERE first_row > ? ORDER BY first_row LIMIT 1",
+                (last,),
+            ).fetchone()
             if found is None:
                 return
             last = found[0]
@@ -161,8 +170,9 @@ class Ledger:
             self._db.executemany("INSERT INTO duplicates(row, first) VALUES (?, ?)", pairs)
 
     def duplicates_between(self, first: int, last: int) -> list[tuple[int, int]]:
-        return self._db.execute("SELECT row, first FROM duplicates WHERE row BETWEEN ? AND ? "
-                                "ORDER BY row", (first, last)).fetchall()
+        return self._db.execute(
+            "SELECT row, first FROM duplicates WHERE row BETWEEN ? AND ? ORDER BY row", (first, last)
+        ).fetchall()
 
     # --- send -----------------------------------------------------------------------------
     def pending(self, batch: int = 512) -> Iterator[list[PendingRow]]:
@@ -173,17 +183,26 @@ class Ledger:
         for stored in self.row_batches():
             rows = stored.column(0)
             first, last = rows[0].as_py(), rows[-1].as_py()
-            done = {r for (r,) in self._db.execute(
-                "SELECT row FROM outcomes WHERE row BETWEEN ? AND ? AND status IS NOT NULL "
-                "UNION ALL SELECT row FROM duplicates WHERE row BETWEEN ? AND ?",
-                (first, last, first, last))}
-            doubt = {r for (r,) in self._db.execute(
-                "SELECT row FROM outcomes WHERE row BETWEEN ? AND ? AND in_doubt = 1 "
-                "AND status IS NULL", (first, last))}
+            done = {
+                r
+                for (r,) in self._db.execute(
+                    "SELECT row FROM outcomes WHERE row BETWEEN ? AND ? AND status IS NOT NULL "
+                    "UNION ALL SELECT row FROM duplicates WHERE row BETWEEN ? AND ?",
+                    (first, last, first, last),
+                )
+            }
+            doubt = {
+                r
+                for (r,) in self._db.execute(
+                    "SELECT row FROM outcomes WHERE row BETWEEN ? AND ? AND in_doubt = 1 AND status IS NULL",
+                    (first, last),
+                )
+            }
             valid = stored.filter(pc.is_null(stored.column(5)))
             chunk: list[PendingRow] = []
             for row, meta, customer, id_type, earned in zip(
-                    *(valid.column(i).to_pylist() for i in range(5)), strict=True):
+                *(valid.column(i).to_pylist() for i in range(5)), strict=True
+            ):
                 if row in done:
                     continue
                 chunk.append(PendingRow(row, meta, customer, id_type, earned, row in doubt))
@@ -199,13 +218,16 @@ class Ledger:
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO outcomes(row, in_doubt) VALUES (?, 1) "
-                "ON CONFLICT(row) DO UPDATE SET in_doubt = 1", [(r,) for r in rows])
+                "ON CONFLICT(row) DO UPDATE SET in_doubt = 1",
+                [(r,) for r in rows],
+            )
 
     def clear_intent(self, rows: Sequence[int]) -> None:
         """These rows were never sent after all (the run stopped first)."""
         with self._transaction():
-            self._db.executemany("DELETE FROM outcomes WHERE row = ? AND status IS NULL",
-                                 [(r,) for r in rows])
+            self._db.executemany(
+                "DELETE FROM outcomes WHERE row = ? AND status IS NULL", [(r,) for r in rows]
+            )
 
     def record(self, outcomes: Sequence[tuple[int, Outcome]], counters: dict[str, float]) -> None:
         """Write final outcomes and add to the run's counters, in one transaction."""
@@ -220,18 +242,30 @@ class Ledger:
                 "error_message = excluded.error_message, http_status = excluded.http_status, "
                 "attempts = excluded.attempts, request_id = excluded.request_id, "
                 "completed_at = excluded.completed_at",
-                [(row, o.status.value, None if o.is_active is None else int(o.is_active),
-                  o.error_code, None if o.error_source is None else o.error_source.value,
-                  o.error_message, o.http_status, o.attempts, o.request_id, o.completed_at)
-                 for row, o in outcomes])
+                [
+                    (
+                        row,
+                        o.status.value,
+                        None if o.is_active is None else int(o.is_active),
+                        o.error_code,
+                        None if o.error_source is None else o.error_source.value,
+                        o.error_message,
+                        o.http_status,
+                        o.attempts,
+                        o.request_id,
+                        o.completed_at,
+                    )
+                    for row, o in outcomes
+                ],
+            )
             self._db.executemany(
                 "INSERT INTO counters(name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                [(k, v) for k, v in counters.items() if v])
+                [(k, v) for k, v in counters.items() if v],
+            )
             self._add_to_timeline(outcomes, counters)
 
-    def _add_to_timeline(self, outcomes: Sequence[tuple[int, Outcome]],
-                         counters: dict[str, float]) -> None:
+    def _add_to_timeline(self, outcomes: Sequence[tuple[int, Outcome]], counters: dict[str, float]) -> None:
         """A flush's outcomes and counters go to the bucket of the moment they are written."""
         requests, throttled = int(counters.get("requests", 0)), int(counters.get("throttled", 0))
         if not (outcomes or requests or throttled):
@@ -242,40 +276,49 @@ class Ledger:
             "INSERT INTO timeline VALUES (?, ?, ?, ?, ?) ON CONFLICT(at) DO UPDATE SET "
             "finished = finished + excluded.finished, failed = failed + excluded.failed, "
             "requests = requests + excluded.requests, throttled = throttled + excluded.throttled",
-            (at, len(outcomes), failed, requests, throttled))
+            (at, len(outcomes), failed, requests, throttled),
+        )
 
     # --- reconcile ------------------------------------------------------------------------
     def outcomes_between(self, first: int, last: int) -> list[tuple[Any, ...]]:
         """(row, *OUTCOME_COLUMNS) of the rows from *first* to *last* that have one."""
         return self._db.execute(
-            f"SELECT row, {', '.join(OUTCOME_COLUMNS)} FROM outcomes "
-            "WHERE row BETWEEN ? AND ? ORDER BY row", (first, last)).fetchall()
+            f"SELECT row, {', '.join(OUTCOME_COLUMNS)} FROM outcomes WHERE row BETWEEN ? AND ? ORDER BY row",
+            (first, last),
+        ).fetchall()
 
     def timeline(self) -> list[tuple[int, int, int, int, int]]:
         """(bucket start in epoch seconds, finished, failed, requests, throttled), in order."""
         return self._db.execute(
-            "SELECT at, finished, failed, requests, throttled FROM timeline ORDER BY at").fetchall()
+            "SELECT at, finished, failed, requests, throttled FROM timeline ORDER BY at"
+        ).fetchall()
 
     def row_count(self) -> int:
         """Input records stored at ingest."""
-        count, = self._db.execute(
-            "SELECT COALESCE(SUM(last_row - first_row + 1), 0) FROM row_batches").fetchone()
+        (count,) = self._db.execute(
+            "SELECT COALESCE(SUM(last_row - first_row + 1), 0) FROM row_batches"
+        ).fetchone()
         return int(count)
 
     def final_counts(self) -> dict[str, int]:
         """Rows with a final outcome, by status."""
-        return dict(self._db.execute(
-            "SELECT status, COUNT(*) FROM outcomes WHERE status IS NOT NULL GROUP BY status"))
+        return dict(
+            self._db.execute("SELECT status, COUNT(*) FROM outcomes WHERE status IS NOT NULL GROUP BY status")
+        )
 
     def in_doubt_count(self) -> int:
-        return int(self._db.execute(
-            "SELECT COUNT(*) FROM outcomes WHERE in_doubt = 1 AND status IS NULL").fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM outcomes WHERE in_doubt = 1 AND status IS NULL"
+            ).fetchone()[0]
+        )
 
     def pending_count(self) -> int:
-        valid, = self._db.execute("SELECT COALESCE(SUM(valid_rows), 0) FROM row_batches").fetchone()
-        settled, = self._db.execute(
+        (valid,) = self._db.execute("SELECT COALESCE(SUM(valid_rows), 0) FROM row_batches").fetchone()
+        (settled,) = self._db.execute(
             "SELECT (SELECT COUNT(*) FROM duplicates) "
-            "+ (SELECT COUNT(*) FROM outcomes WHERE status IS NOT NULL)").fetchone()
+            "+ (SELECT COUNT(*) FROM outcomes WHERE status IS NOT NULL)"
+        ).fetchone()
         return int(valid - settled)
 
     # --- verification ---------------------------------------------------------------------
@@ -288,19 +331,27 @@ class Ledger:
         for stored in self.row_batches():
             rows = stored.column(0)
             first, last = rows[0].as_py(), rows[-1].as_py()
-            statuses = dict(self._db.execute(
-                "SELECT row, status FROM outcomes WHERE row BETWEEN ? AND ? "
-                "AND status IS NOT NULL", (first, last)))
+            statuses = dict(
+                self._db.execute(
+                    "SELECT row, status FROM outcomes WHERE row BETWEEN ? AND ? AND status IS NOT NULL",
+                    (first, last),
+                )
+            )
             repeats = {row for row, _ in self.duplicates_between(first, last)}
             valid = stored.filter(pc.is_null(stored.column(5)))
             for row, meta, customer, id_type, earned in zip(
-                    *(valid.column(i).to_pylist() for i in range(5)), strict=True):
+                *(valid.column(i).to_pylist() for i in range(5)), strict=True
+            ):
                 if row not in repeats:
                     yield row, meta, customer, id_type, earned, statuses.get(row, "not_attempted")
 
     def rows_with_status(self, status: str) -> list[int]:
-        return [row for (row,) in self._db.execute(
-            "SELECT row FROM outcomes WHERE status = ? ORDER BY row", (status,))]
+        return [
+            row
+            for (row,) in self._db.execute(
+                "SELECT row FROM outcomes WHERE status = ? ORDER BY row", (status,)
+            )
+        ]
 
     def verified_rows(self) -> set[int]:
         return {row for (row,) in self._db.execute("SELECT row FROM verifications")}
@@ -311,21 +362,26 @@ class Ledger:
             self._db.executemany(
                 "INSERT INTO verifications(row, verified, verified_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(row) DO UPDATE SET verified = excluded.verified, "
-                "verified_at = excluded.verified_at", verdicts)
+                "verified_at = excluded.verified_at",
+                verdicts,
+            )
 
     def verifications_between(self, first: int, last: int) -> list[tuple[int, str, str]]:
         return self._db.execute(
-            "SELECT row, verified, verified_at FROM verifications WHERE row BETWEEN ? AND ? "
-            "ORDER BY row", (first, last)).fetchall()
+            "SELECT row, verified, verified_at FROM verifications WHERE row BETWEEN ? AND ? ORDER BY row",
+            (first, last),
+        ).fetchall()
 
     def verification_counts(self) -> dict[str, int]:
         """Verdicts by kind, and ``revoked_active``: rows reported revoked that the server
         still shows active (an alarm)."""
-        counts = dict(self._db.execute(
-            "SELECT verified, COUNT(*) FROM verifications GROUP BY verified").fetchall())
+        counts = dict(
+            self._db.execute("SELECT verified, COUNT(*) FROM verifications GROUP BY verified").fetchall()
+        )
         counts["revoked_active"] = self._db.execute(
             "SELECT COUNT(*) FROM verifications v JOIN outcomes o ON o.row = v.row "
-            "WHERE v.verified = 'active' AND o.status = 'revoked'").fetchone()[0]
+            "WHERE v.verified = 'active' AND o.status = 'revoked'"
+        ).fetchone()[0]
         return counts
 
     @contextlib.contextmanager

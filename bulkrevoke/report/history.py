@@ -18,8 +18,16 @@ from bulkrevoke import rundir
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.logs import printable
 
-_COUNT_ORDER = ("revoked", "already_inactive", "revoked_unconfirmed", "duplicate", "invalid",
-                "failed", "not_attempted", "would_revoke")
+_COUNT_ORDER = (
+    "revoked",
+    "already_inactive",
+    "revoked_unconfirmed",
+    "duplicate",
+    "invalid",
+    "failed",
+    "not_attempted",
+    "would_revoke",
+)
 
 
 def list_runs(reports_dir: Path) -> list[dict[str, Any]]:
@@ -52,11 +60,19 @@ def describe_run(run_dir: Path) -> dict[str, Any] | None:
         meta = read_meta(ledger)
     except (sqlite3.Error, ValueError, OSError):
         return _entry(run_dir, {}, state=unreadable or "ledger unreadable")
-    return _entry(run_dir, {
-        "runId": meta.get("run_id"), "started": meta.get("started"),
-        "operator": meta.get("operator"), "ticket": meta.get("ticket"),
-        "input": meta.get("input"), "host": meta.get("host"), "dryRun": meta.get("dry_run"),
-    }, state=unreadable or "no report yet (running, or stopped before its report)")
+    return _entry(
+        run_dir,
+        {
+            "runId": meta.get("run_id"),
+            "started": meta.get("started"),
+            "operator": meta.get("operator"),
+            "ticket": meta.get("ticket"),
+            "input": meta.get("input"),
+            "host": meta.get("host"),
+            "dryRun": meta.get("dry_run"),
+        },
+        state=unreadable or "no report yet (running, or stopped before its report)",
+    )
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:
@@ -80,8 +96,9 @@ def _entry(run_dir: Path, found: Mapping[str, Any], *, state: str) -> dict[str, 
         "host": _string(found.get("host")),
         "dryRun": bool(found.get("dryRun")),
         "rows": found.get("rows") if isinstance(found.get("rows"), int) else None,
-        "counts": ({k: v for k, v in counts.items() if isinstance(v, int) and v}
-                   if isinstance(counts, dict) else {}),
+        "counts": (
+            {k: v for k, v in counts.items() if isinstance(v, int) and v} if isinstance(counts, dict) else {}
+        ),
         "exitCode": found.get("exitCode") if isinstance(found.get("exitCode"), int) else None,
         "verified": isinstance(found.get("verification"), dict),
     }
@@ -95,21 +112,28 @@ def format_history(runs: list[dict[str, Any]]) -> str:
     """A table for a terminal: one line per run, values escaped."""
     if not runs:
         return "no runs here"
-    header = ("RUN", "STARTED", "OPERATOR", "TICKET", "INPUT", "HOST", "EXIT", "VERIFIED",
-              "COUNTS")
+    header = ("RUN", "STARTED", "OPERATOR", "TICKET", "INPUT", "HOST", "EXIT", "VERIFIED", "COUNTS")
     lines = [header]
     for run in runs:
-        lines.append((
-            run["runId"], run["started"] or "-", run["operator"] or "-", run["ticket"] or "-",
-            Path(run["input"]).name if run["input"] else "-", run["host"] or "-",
-            "-" if run["exitCode"] is None else str(run["exitCode"]),
-            "yes" if run["verified"] else "no",
-            _counts(run) if run["state"] == "finished" else run["state"]))
+        lines.append(
+            (
+                run["runId"],
+                run["started"] or "-",
+                run["operator"] or "-",
+                run["ticket"] or "-",
+                Path(run["input"]).name if run["input"] else "-",
+                run["host"] or "-",
+                "-" if run["exitCode"] is None else str(run["exitCode"]),
+                "yes" if run["verified"] else "no",
+                _counts(run) if run["state"] == "finished" else run["state"],
+            )
+        )
     cells = [[printable(c) for c in line] for line in lines]
     widths = [min(max(len(row[i]) for row in cells), 40) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(c[:40].ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        for row in cells)
+        for row in cells
+    )
 
 
 def _counts(run: Mapping[str, Any]) -> str:

@@ -80,26 +80,36 @@ def text(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
 
 
 def render_page(summary: Mapping[str, Any], timeline: Sequence[tuple[int, int, int, int, int]]) -> str:
-    style = _CSS.strip() + "\n" + "".join(
-        f".sw-{status}{{background:{colour}}}" for status, colour in STATUS_COLOURS.items())
+    style = (
+        _CSS.strip()
+        + "\n"
+        + "".join(f".sw-{status}{{background:{colour}}}" for status, colour in STATUS_COLOURS.items())
+    )
     style_hash = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
-    policy = (f"default-src 'none'; style-src 'sha256-{style_hash}'; base-uri 'none'; "
-              "form-action 'none'")
-    body = "".join([
-        _header(summary), _counts(summary), _controls(summary), _verification(summary),
-        _throughput(summary, gather(timeline, TIMELINE_SECONDS)), _errors(summary),
-        _identity(summary), _files(summary),
-    ])
+    policy = f"default-src 'none'; style-src 'sha256-{style_hash}'; base-uri 'none'; form-action 'none'"
+    body = "".join(
+        [
+            _header(summary),
+            _counts(summary),
+            _controls(summary),
+            _verification(summary),
+            _throughput(summary, gather(timeline, TIMELINE_SECONDS)),
+            _errors(summary),
+            _identity(summary),
+            _files(summary),
+        ]
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>bulkrevoke run {text(summary.get('runId'), 80)}</title>\n"
         f"<style>{style}</style>\n</head>\n<body>\n<main>\n{body}"
-        f'<footer>Written by bulkrevoke {text(summary.get("version"))}. summary.json holds the '
+        f"<footer>Written by bulkrevoke {text(summary.get('version'))}. summary.json holds the "
         "same figures for programs; report.xlsx is the report to open in a spreadsheet.</footer>\n"
-        "</main>\n</body>\n</html>\n")
+        "</main>\n</body>\n</html>\n"
+    )
 
 
 def _header(summary: Mapping[str, Any]) -> str:
@@ -111,13 +121,15 @@ def _header(summary: Mapping[str, Any]) -> str:
     if not controls_hold(summary):
         tone, verdict = "bad", "The control totals DO NOT HOLD (see below). " + verdict
     kind = "bulkrevoke dry run" if summary.get("dryRun") else "bulkrevoke run"
-    return (f"<header><h1>{kind} <span class=\"mono\">{text(summary.get('runId'))}</span></h1>\n"
-            f'<p class="verdict {tone}">{verdict}</p>\n'
-            f"<p>{text(summary.get('rows'))} rows from <span class=\"mono\">"
-            f"{text(summary.get('input'))}</span> to {text(summary.get('host'))}, "
-            f"{text(summary.get('started'))} to {text(summary.get('finished'))}; "
-            f"ticket {text(summary.get('ticket'))}, run by {text(summary.get('operator'))}.</p>"
-            "</header>\n")
+    return (
+        f'<header><h1>{kind} <span class="mono">{text(summary.get("runId"))}</span></h1>\n'
+        f'<p class="verdict {tone}">{verdict}</p>\n'
+        f'<p>{text(summary.get("rows"))} rows from <span class="mono">'
+        f"{text(summary.get('input'))}</span> to {text(summary.get('host'))}, "
+        f"{text(summary.get('started'))} to {text(summary.get('finished'))}; "
+        f"ticket {text(summary.get('ticket'))}, run by {text(summary.get('operator'))}.</p>"
+        "</header>\n"
+    )
 
 
 def _counts(summary: Mapping[str, Any]) -> str:
@@ -126,26 +138,37 @@ def _counts(summary: Mapping[str, Any]) -> str:
     rows = "".join(
         f'<tr><td><span class="swatch sw-{text(status)}"></span>{text(status)}</td>'
         f'<td class="n">{count:,}</td><td class="n">{count / total:.1%}</td></tr>'
-        for status, count in counts.items() if count)
-    return (f"<section id=\"counts\"><h2>Rows by status</h2>\n{status_bar(counts)}\n"
-            f'<div class="scroll"><table><thead><tr><th>status</th><th class="n">rows</th>'
-            f'<th class="n">share</th></tr></thead><tbody>{rows}</tbody>'
-            f'<tfoot><tr><th>all rows</th><th class="n">{total:,}</th><th></th></tr></tfoot>'
-            "</table></div></section>\n")
+        for status, count in counts.items()
+        if count
+    )
+    return (
+        f'<section id="counts"><h2>Rows by status</h2>\n{status_bar(counts)}\n'
+        f'<div class="scroll"><table><thead><tr><th>status</th><th class="n">rows</th>'
+        f'<th class="n">share</th></tr></thead><tbody>{rows}</tbody>'
+        f'<tfoot><tr><th>all rows</th><th class="n">{total:,}</th><th></th></tr></tfoot>'
+        "</table></div></section>\n"
+    )
 
 
 def _controls(summary: Mapping[str, Any]) -> str:
     rows = []
     for name, control in (summary.get("controls") or {}).items():
         figures = ", ".join(f"{text(k)} {v:,}" for k, v in control.get("figures", {}).items())
-        verdict = ('<span class="holds">holds</span>' if control.get("holds")
-                   else '<span class="fails">DOES NOT HOLD</span>')
-        rows.append(f"<tr><td>{text(name)}</td><td><code>{text(control.get('rule'))}</code>"
-                    f"<br><span class=\"muted\">{figures}</span></td><td>{verdict}</td></tr>")
-    return ("<section id=\"controls\"><h2>Control totals</h2>\n<p class=\"muted\">Left side "
-            "counted in the ledger, right side in the report.</p>\n<div class=\"scroll\"><table>"
-            "<thead><tr><th>total</th><th>rule and figures</th><th>result</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div></section>\n")
+        verdict = (
+            '<span class="holds">holds</span>'
+            if control.get("holds")
+            else '<span class="fails">DOES NOT HOLD</span>'
+        )
+        rows.append(
+            f"<tr><td>{text(name)}</td><td><code>{text(control.get('rule'))}</code>"
+            f'<br><span class="muted">{figures}</span></td><td>{verdict}</td></tr>'
+        )
+    return (
+        '<section id="controls"><h2>Control totals</h2>\n<p class="muted">Left side '
+        'counted in the ledger, right side in the report.</p>\n<div class="scroll"><table>'
+        "<thead><tr><th>total</th><th>rule and figures</th><th>result</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>\n"
+    )
 
 
 #: Verification figures that are an alarm when not zero.
@@ -155,71 +178,114 @@ _ALARMS = frozenset({"active", "revokedFoundActive"})
 def _verification(summary: Mapping[str, Any]) -> str:
     found = summary.get("verification")
     if not isinstance(found, Mapping) or not found:
-        return ("<section id=\"verification\"><h2>Verification</h2>\n<p>Not verified: no row "
-                "was read back from the server.</p></section>\n")
+        return (
+            '<section id="verification"><h2>Verification</h2>\n<p>Not verified: no row '
+            "was read back from the server.</p></section>\n"
+        )
     rows = "".join(
-        f"<tr><td>{text(key)}</td><td class=\"n{' fails' if key in _ALARMS and value else ''}\">"
-        f"{_figure(value)}</td></tr>" for key, value in found.items())
-    return ("<section id=\"verification\"><h2>Verification</h2>\n<p>Rows read back from the "
-            "server after the run.</p>\n<div class=\"scroll\"><table><tbody>"
-            f"{rows}</tbody></table></div></section>\n")
+        f'<tr><td>{text(key)}</td><td class="n{" fails" if key in _ALARMS and value else ""}">'
+        f"{_figure(value)}</td></tr>"
+        for key, value in found.items()
+    )
+    return (
+        '<section id="verification"><h2>Verification</h2>\n<p>Rows read back from the '
+        'server after the run.</p>\n<div class="scroll"><table><tbody>'
+        f"{rows}</tbody></table></div></section>\n"
+    )
 
 
 def _throughput(summary: Mapping[str, Any], series: Series | None) -> str:
-    figures = (f"<p>{_figure(summary.get('requestsSent'))} requests, "
-               f"{_figure(summary.get('retries'))} retries, {_figure(summary.get('throttled'))} "
-               f"throttled answers; {_figure(summary.get('achievedRequestsPerSecond'))} requests/s "
-               f"achieved at rate {text(summary.get('rate'))}.</p>\n")
+    figures = (
+        f"<p>{_figure(summary.get('requestsSent'))} requests, "
+        f"{_figure(summary.get('retries'))} retries, {_figure(summary.get('throttled'))} "
+        f"throttled answers; {_figure(summary.get('achievedRequestsPerSecond'))} requests/s "
+        f"achieved at rate {text(summary.get('rate'))}.</p>\n"
+    )
     if series is None:
-        missing = ("No timeline was recorded (a ledger older than the timeline)."
-                   if summary.get("requestsSent") else "Nothing was sent.")
-        return ("<section id=\"throughput\"><h2>Throughput and throttling</h2>\n" + figures
-                + f"<p>{missing}</p></section>\n")
-    axis = (f'<div class="axis"><span>{_clock(series.start)}</span>'
-            f"<span>{series.bar_seconds:,} s a bar</span><span>{_clock(series.end)}</span></div>")
+        missing = (
+            "No timeline was recorded (a ledger older than the timeline)."
+            if summary.get("requestsSent")
+            else "Nothing was sent."
+        )
+        return (
+            '<section id="throughput"><h2>Throughput and throttling</h2>\n'
+            + figures
+            + f"<p>{missing}</p></section>\n"
+        )
+    axis = (
+        f'<div class="axis"><span>{_clock(series.start)}</span>'
+        f"<span>{series.bar_seconds:,} s a bar</span><span>{_clock(series.end)}</span></div>"
+    )
     most = max(series.throttled)
-    throttled = (f"<p>Throttled answers (429) per {series.bar_seconds:,} s (most {most:,})</p>\n"
-                 + bars(series.throttled, colour="#e65100", label="throttled answers") + axis
-                 if most else "<p>No answer was throttled.</p>")
-    return ("<section id=\"throughput\"><h2>Throughput and throttling</h2>\n" + figures
-            + f"<p>Rows finished per {series.bar_seconds:,} s (most {max(series.finished):,}; "
-            "failed rows in red)</p>\n"
-            + bars(series.finished, colour="#1565c0", overlay=series.failed,
-                   label="rows finished") + axis + "\n" + throttled + "</section>\n")
+    throttled = (
+        f"<p>Throttled answers (429) per {series.bar_seconds:,} s (most {most:,})</p>\n"
+        + bars(series.throttled, colour="#e65100", label="throttled answers")
+        + axis
+        if most
+        else "<p>No answer was throttled.</p>"
+    )
+    return (
+        '<section id="throughput"><h2>Throughput and throttling</h2>\n'
+        + figures
+        + f"<p>Rows finished per {series.bar_seconds:,} s (most {max(series.finished):,}; "
+        "failed rows in red)</p>\n"
+        + bars(series.finished, colour="#1565c0", overlay=series.failed, label="rows finished")
+        + axis
+        + "\n"
+        + throttled
+        + "</section>\n"
+    )
 
 
 def _errors(summary: Mapping[str, Any]) -> str:
     codes = list((summary.get("errorCodes") or {}).items())
     if not codes:
-        return "<section id=\"errors\"><h2>Error codes</h2>\n<p>No row has an error code.</p></section>\n"
+        return '<section id="errors"><h2>Error codes</h2>\n<p>No row has an error code.</p></section>\n'
     messages = summary.get("errorMessages") or {}
-    rows = "".join(f"<tr><td class=\"code\"><code>{text(code, 80)}</code></td>"
-                   f"<td class=\"n\">{_figure(count)}</td><td>{text(messages.get(code))}</td></tr>"
-                   for code, count in codes[:TOP_CODES])
-    more = (f"<p class=\"muted\">{len(codes) - TOP_CODES:,} more codes in summary.json.</p>"
-            if len(codes) > TOP_CODES else "")
-    return ("<section id=\"errors\"><h2>Top error codes</h2>\n<div class=\"scroll\"><table>"
-            "<thead><tr><th>code</th><th class=\"n\">rows</th><th>first message</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div>{more}</section>\n")
+    rows = "".join(
+        f'<tr><td class="code"><code>{text(code, 80)}</code></td>'
+        f'<td class="n">{_figure(count)}</td><td>{text(messages.get(code))}</td></tr>'
+        for code, count in codes[:TOP_CODES]
+    )
+    more = (
+        f'<p class="muted">{len(codes) - TOP_CODES:,} more codes in summary.json.</p>'
+        if len(codes) > TOP_CODES
+        else ""
+    )
+    return (
+        '<section id="errors"><h2>Top error codes</h2>\n<div class="scroll"><table>'
+        '<thead><tr><th>code</th><th class="n">rows</th><th>first message</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>{more}</section>\n"
+    )
 
 
 def _identity(summary: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{text(label)}</th><td class=\"mono\">{text(value)}</td></tr>"
-                   for label, value in identity_rows(summary))
+    rows = "".join(
+        f'<tr><th>{text(label)}</th><td class="mono">{text(value)}</td></tr>'
+        for label, value in identity_rows(summary)
+    )
     settings = summary.get("settings") or {}
-    rows += "".join(f"<tr><th>setting {text(name)}</th><td class=\"mono\">{text(value)}</td></tr>"
-                    for name, value in settings.items())
-    return ("<section id=\"who\"><h2>Who, what, why</h2>\n<div class=\"scroll\"><table><tbody>"
-            f"{rows}</tbody></table></div></section>\n")
+    rows += "".join(
+        f'<tr><th>setting {text(name)}</th><td class="mono">{text(value)}</td></tr>'
+        for name, value in settings.items()
+    )
+    return (
+        '<section id="who"><h2>Who, what, why</h2>\n<div class="scroll"><table><tbody>'
+        f"{rows}</tbody></table></div></section>\n"
+    )
 
 
 def _files(summary: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{text(name)}</td><td class=\"mono\">{text(entry.get('sha256'))}</td></tr>"
-                   for name, entry in (summary.get("files") or {}).items())
-    return ("<section id=\"files\"><h2>Files</h2>\n<p class=\"muted\">Check a copy with "
-            "<code>sha256sum FILE</code>.</p>\n<div class=\"scroll\"><table><thead><tr>"
-            "<th>file</th><th>SHA-256</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></div></section>\n")
+    rows = "".join(
+        f'<tr><td>{text(name)}</td><td class="mono">{text(entry.get("sha256"))}</td></tr>'
+        for name, entry in (summary.get("files") or {}).items()
+    )
+    return (
+        '<section id="files"><h2>Files</h2>\n<p class="muted">Check a copy with '
+        '<code>sha256sum FILE</code>.</p>\n<div class="scroll"><table><thead><tr>'
+        "<th>file</th><th>SHA-256</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></section>\n"
+    )
 
 
 def _figure(value: Any) -> str:

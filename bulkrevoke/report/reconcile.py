@@ -38,8 +38,7 @@ WORKBOOK = "report.xlsx"
 PAGE = "summary.html"
 SUMMARY_FILE = "summary.json"
 PARQUET_GROUP_ROWS = 32_768
-_UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt",
-                             "verifiedAt"})
+_UNIQUE_COLUMNS = frozenset({"row", "customerId", "earnedBadgeId", "requestId", "completedAt", "verifiedAt"})
 
 
 def write_reports(ledger: Ledger, run_dir: Path, *, pii_key: bytes | None = None) -> dict[str, Any]:
@@ -83,9 +82,9 @@ def _write_new(path: Path, data: bytes) -> str:
         return out.digest.hexdigest()
 
 
-def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
-                        temps: dict[str, Path], pii_key: bytes | None
-                        ) -> tuple[dict[str, str], _Tally, Any]:
+def _write_report_files(
+    ledger: Ledger, meta: dict[str, Any], run_dir: Path, temps: dict[str, Path], pii_key: bytes | None
+) -> tuple[dict[str, str], _Tally, Any]:
     """The report files under their temporary names (the workbook still open); their
     SHA-256s, the tally and the workbook."""
     import pyarrow as pa
@@ -95,9 +94,11 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
 
     from bulkrevoke._arrays import strings
 
-    render = Renderer(dry_run=bool(meta.get("dry_run")),
-                       stop_note=stop_note(meta.get("stop_reason")),
-                       mask=Masker(pii_key) if pii_key is not None else None)
+    render = Renderer(
+        dry_run=bool(meta.get("dry_run")),
+        stop_note=stop_note(meta.get("stop_reason")),
+        mask=Masker(pii_key) if pii_key is not None else None,
+    )
     workbook = _open_workbook(run_dir, temps[WORKBOOK], meta)
     retry = strings(sorted(_RETRY_VALUES))
     tally = _Tally()
@@ -106,11 +107,12 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
     # are bare. Lines end in LF. The header is written plain.
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     repeating = [name for name in REPORT_COLUMNS if name not in _UNIQUE_COLUMNS]
-    with PrivateFile(temps["report.csv"]) as report_out, \
-            PrivateFile(temps["failed.csv"]) as failed_out, \
-            PrivateFile(temps["report.parquet"]) as parquet_out:
-        written = {"report.csv": report_out, "failed.csv": failed_out,
-                   "report.parquet": parquet_out}
+    with (
+        PrivateFile(temps["report.csv"]) as report_out,
+        PrivateFile(temps["failed.csv"]) as failed_out,
+        PrivateFile(temps["report.parquet"]) as parquet_out,
+    ):
+        written = {"report.csv": report_out, "failed.csv": failed_out, "report.parquet": parquet_out}
         report_out.write(_header(REPORT_COLUMNS))
         failed_out.write(_header(FAILED_COLUMNS))
         schema = report_schema()
@@ -119,16 +121,18 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
         failed_csv = pacsv.CSVWriter(failed_out, failed_schema, write_options=options)
         # Dictionary encoding only where values repeat: for a column of ids it costs a
         # hash table of every value in the row group, and saves nothing.
-        parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd",
-                                   use_dictionary=repeating)
+        parquet = pq.ParquetWriter(parquet_out, schema, compression="zstd", use_dictionary=repeating)
         try:
             groups = _RowGroups(parquet, schema)
             for stored in ledger.row_batches():
                 rows = stored.column(0)
                 first, last = rows[0].as_py(), rows[-1].as_py()
-                report = render(stored, ledger.outcomes_between(first, last),
-                                ledger.duplicates_between(first, last),
-                                ledger.verifications_between(first, last))
+                report = render(
+                    stored,
+                    ledger.outcomes_between(first, last),
+                    ledger.duplicates_between(first, last),
+                    ledger.verifications_between(first, last),
+                )
                 report_csv.write_batch(report)
                 groups.add(report)
                 tally.add(report)
@@ -136,10 +140,20 @@ def _write_report_files(ledger: Ledger, meta: dict[str, Any], run_dir: Path,
                     workbook.add(report)
                 failed = stored.filter(pc.is_in(report.column("status"), value_set=retry))
                 if failed.num_rows:
-                    failed_csv.write_batch(pa.record_batch(
-                        [failed.column(name) for name in ("badge_meta_id", "customer_id",
-                                                          "earned_badge_id", "identifier_type")],
-                        schema=failed_schema))
+                    failed_csv.write_batch(
+                        pa.record_batch(
+                            [
+                                failed.column(name)
+                                for name in (
+                                    "badge_meta_id",
+                                    "customer_id",
+                                    "earned_badge_id",
+                                    "identifier_type",
+                                )
+                            ],
+                            schema=failed_schema,
+                        )
+                    )
             groups.close()
             parquet.close()
         except BaseException:
@@ -158,8 +172,11 @@ def _open_workbook(run_dir: Path, temp: Path, meta: dict[str, Any]) -> Any:
 
     if not openpyxl_available():
         (run_dir / WORKBOOK).unlink(missing_ok=True)
-        log.warning("report.xlsx not written: openpyxl is missing "
-                    "(pip install 'bulkrevoke[excel]', then: bulkrevoke report %s)", run_dir)
+        log.warning(
+            "report.xlsx not written: openpyxl is missing "
+            "(pip install 'bulkrevoke[excel]', then: bulkrevoke report %s)",
+            run_dir,
+        )
         return None
     started = meta.get("started")
     created = datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ") if started else datetime(2000, 1, 1)
@@ -204,8 +221,9 @@ class _RowGroups:
         import pyarrow as pa
 
         if self._held:
-            self._writer.write_table(pa.Table.from_batches(self._held, self._schema),
-                                     row_group_size=self._rows)
+            self._writer.write_table(
+                pa.Table.from_batches(self._held, self._schema), row_group_size=self._rows
+            )
         self._held, self._rows = [], 0
 
 
@@ -224,8 +242,7 @@ class _Tally:
 
         for name, counter in (("status", self.statuses), ("errorCode", self.codes)):
             counts = pc.value_counts(report.column(name))
-            for value, count in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist(),
-                                    strict=True):
+            for value, count in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist(), strict=True):
                 if value:
                     counter[value] += count
         codes = report.column("errorCode")

@@ -15,9 +15,23 @@ from typing import Any
 from bulkrevoke.model import Status, StopReason
 
 REPORT_COLUMNS = (
-    "row", "badgeMetaId", "customerId", "identifierType", "earnedBadgeId", "status", "isActive",
-    "errorCode", "errorSource", "errorMessage", "httpStatus", "attempts", "requestId",
-    "duplicateOf", "completedAt", "verified", "verifiedAt",
+    "row",
+    "badgeMetaId",
+    "customerId",
+    "identifierType",
+    "earnedBadgeId",
+    "status",
+    "isActive",
+    "errorCode",
+    "errorSource",
+    "errorMessage",
+    "httpStatus",
+    "attempts",
+    "requestId",
+    "duplicateOf",
+    "completedAt",
+    "verified",
+    "verifiedAt",
 )
 MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 
@@ -25,8 +39,13 @@ MASKED_TYPES = frozenset({"email", "mobile", "cardNumber"})
 def report_schema() -> Any:
     import pyarrow as pa
 
-    types = {"row": pa.int64(), "isActive": pa.bool_(), "httpStatus": pa.int64(),
-             "attempts": pa.int64(), "duplicateOf": pa.int64()}
+    types = {
+        "row": pa.int64(),
+        "isActive": pa.bool_(),
+        "httpStatus": pa.int64(),
+        "attempts": pa.int64(),
+        "duplicateOf": pa.int64(),
+    }
     return pa.schema([(name, types.get(name, pa.string())) for name in REPORT_COLUMNS])
 
 
@@ -53,13 +72,16 @@ class Renderer:
         self._pending = Status.WOULD_REVOKE.value if dry_run else Status.NOT_ATTEMPTED.value
         self._doubt_message = f"{stop_note} after a request whose answer was lost; --resume will settle it"
         self._unsent_message = f"{stop_note} before this row was sent"
-        self._text = {value: scalar(value) for value in (
-            self._pending, Status.INVALID.value, "local")}
+        self._text = {value: scalar(value) for value in (self._pending, Status.INVALID.value, "local")}
         self._masked_types = strings(sorted(MASKED_TYPES))
 
-    def __call__(self, stored: Any, outcomes: Sequence[tuple[Any, ...]],
-                 duplicates: Sequence[tuple[int, int]],
-                 verdicts: Sequence[tuple[int, str, str]] = ()) -> Any:
+    def __call__(
+        self,
+        stored: Any,
+        outcomes: Sequence[tuple[Any, ...]],
+        duplicates: Sequence[tuple[int, int]],
+        verdicts: Sequence[tuple[int, str, str]] = (),
+    ) -> Any:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -94,41 +116,82 @@ class Renderer:
         }
         first = stored.column("row")[0].as_py() if count else 0
         if duplicates:
-            self._patch(columns, count, [row - first for row, _ in duplicates], {
-                "status": [Status.DUPLICATE.value] * len(duplicates),
-                "errorSource": [None] * len(duplicates),
-                "errorMessage": [None] * len(duplicates),
-                "duplicateOf": [earlier for _, earlier in duplicates]})
+            self._patch(
+                columns,
+                count,
+                [row - first for row, _ in duplicates],
+                {
+                    "status": [Status.DUPLICATE.value] * len(duplicates),
+                    "errorSource": [None] * len(duplicates),
+                    "errorMessage": [None] * len(duplicates),
+                    "duplicateOf": [earlier for _, earlier in duplicates],
+                },
+            )
         if outcomes:
-            self._patch(columns, count, [o[0] - first for o in outcomes],
-                        self._outcome_values(outcomes))
+            self._patch(columns, count, [o[0] - first for o in outcomes], self._outcome_values(outcomes))
         if verdicts:
-            self._patch(columns, count, [row - first for row, _, _ in verdicts], {
-                "verified": [verdict for _, verdict, _ in verdicts],
-                "verifiedAt": [at for _, _, at in verdicts]})
+            self._patch(
+                columns,
+                count,
+                [row - first for row, _, _ in verdicts],
+                {
+                    "verified": [verdict for _, verdict, _ in verdicts],
+                    "verifiedAt": [at for _, _, at in verdicts],
+                },
+            )
         return pa.record_batch(list(columns.values()), schema=report_schema())
 
     def _outcome_values(self, outcomes: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
         values: dict[str, list[Any]] = {name: [] for name in _OUTCOME_FIELDS}
-        for (_, status, in_doubt, is_active, code, source, message, http, attempts, request,
-             completed) in outcomes:
+        for (
+            _,
+            status,
+            in_doubt,
+            is_active,
+            code,
+            source,
+            message,
+            http,
+            attempts,
+            request,
+            completed,
+        ) in outcomes:
             if status is None:  # an intent without an outcome: sent, or about to be
                 status, is_active, http, attempts, request, completed = (
-                    self._pending, None, None, 0, None, None)
+                    self._pending,
+                    None,
+                    None,
+                    0,
+                    None,
+                    None,
+                )
                 if self._dry_run:
                     code = source = message = None
                 else:
                     code = "in_doubt" if in_doubt else None
                     source = "run"
                     message = self._doubt_message if in_doubt else self._unsent_message
-            for name, value in zip(_OUTCOME_FIELDS, (
-                    status, None if is_active is None else bool(is_active), code, source,
-                    message, http, attempts, request, completed), strict=True):
+            for name, value in zip(
+                _OUTCOME_FIELDS,
+                (
+                    status,
+                    None if is_active is None else bool(is_active),
+                    code,
+                    source,
+                    message,
+                    http,
+                    attempts,
+                    request,
+                    completed,
+                ),
+                strict=True,
+            ):
                 values[name].append(value)
         return values
 
-    def _patch(self, columns: dict[str, Any], count: int, positions: list[int],
-               values: dict[str, list[Any]]) -> None:
+    def _patch(
+        self, columns: dict[str, Any], count: int, positions: list[int], values: dict[str, list[Any]]
+    ) -> None:
         import pyarrow.compute as pc
 
         from bulkrevoke._arrays import bools, int64s, mask_at, strings
@@ -148,19 +211,30 @@ class Renderer:
         if self._mask is None:
             return customers
         types = stored.column("identifier_type")
-        masked = pc.and_(pc.is_in(types, value_set=self._masked_types),
-                         pc.not_equal(customers, scalar("")))
+        masked = pc.and_(pc.is_in(types, value_set=self._masked_types), pc.not_equal(customers, scalar("")))
         if not pc.any(masked).as_py():
             return customers
         mask = self._mask
-        hashed = [mask(t, c) for t, c in zip(pc.filter(types, masked).to_pylist(),
-                                             pc.filter(customers, masked).to_pylist(),
-                                             strict=True)]
+        hashed = [
+            mask(t, c)
+            for t, c in zip(
+                pc.filter(types, masked).to_pylist(), pc.filter(customers, masked).to_pylist(), strict=True
+            )
+        ]
         return pc.replace_with_mask(customers, masked, strings(hashed))
 
 
-_OUTCOME_FIELDS = ("status", "isActive", "errorCode", "errorSource", "errorMessage",
-                   "httpStatus", "attempts", "requestId", "completedAt")
+_OUTCOME_FIELDS = (
+    "status",
+    "isActive",
+    "errorCode",
+    "errorSource",
+    "errorMessage",
+    "httpStatus",
+    "attempts",
+    "requestId",
+    "completedAt",
+)
 _INT_COLUMNS = frozenset({"httpStatus", "attempts", "duplicateOf"})
 
 

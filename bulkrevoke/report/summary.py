@@ -20,9 +20,13 @@ SENT_STATUSES = ("revoked", "already_inactive", "revoked_unconfirmed", "failed")
 _NOT_SENT_STATUSES = ("not_attempted", "would_revoke")
 
 
-def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, int],
-                  error_codes: Sequence[tuple[str, int, str | None]],
-                  files: dict[str, str]) -> dict[str, Any]:
+def build_summary(
+    ledger: Ledger,
+    meta: dict[str, Any],
+    statuses: Mapping[str, int],
+    error_codes: Sequence[tuple[str, int, str | None]],
+    files: dict[str, str],
+) -> dict[str, Any]:
     """The summary of the report just written: *statuses* counts its rows by status,
     *error_codes* holds (code, count, first message), *files* each file's SHA-256."""
     counters = ledger.counters()
@@ -47,8 +51,9 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, i
         "host": meta.get("host"),
         "rows": sum(statuses.values()),
         "counts": {s.value: statuses.get(s.value, 0) for s in Status},
-        "controls": control_totals(statuses, rows=ledger.row_count(),
-                                   sent=sum(final.get(s, 0) for s in SENT_STATUSES)),
+        "controls": control_totals(
+            statuses, rows=ledger.row_count(), sent=sum(final.get(s, 0) for s in SENT_STATUSES)
+        ),
         "errorCodes": {code: count for code, count, _ in codes},
         "errorMessages": {code: message for code, _, message in sorted(codes) if message},
         "started": meta.get("started"),
@@ -65,10 +70,12 @@ def build_summary(ledger: Ledger, meta: dict[str, Any], statuses: Mapping[str, i
         "medianLatencyMs": meta.get("median_latency_ms"),
         "stopReason": meta.get("stop_reason"),
         "resumes": ledger.resumes(),
-        "exitCode": exit_code(statuses, dry_run=bool(meta.get("dry_run")),
-                              stop_reason=meta.get("stop_reason"),
-                              revoked_found_active=bool(verification
-                                                        and verification["revokedFoundActive"])),
+        "exitCode": exit_code(
+            statuses,
+            dry_run=bool(meta.get("dry_run")),
+            stop_reason=meta.get("stop_reason"),
+            revoked_found_active=bool(verification and verification["revokedFoundActive"]),
+        ),
         "files": {name: {"sha256": digest} for name, digest in files.items()},
     }
     if verification is not None:
@@ -84,24 +91,35 @@ def verification_summary(ledger: Ledger, meta: Mapping[str, Any]) -> dict[str, A
         return None
     counts = ledger.verification_counts()
     verdicts = {name: int(counts.get(name, 0)) for name in ("inactive", "active", "unverifiable")}
-    return {"checked": sum(verdicts.values()), **verdicts,
-            "sample": plan.get("sample"), "sampleSeed": plan.get("seed"),
-            "everySentRow": bool(plan.get("every")),
-            "revokedFoundActive": int(counts.get("revoked_active", 0)),
-            "verifiedAt": meta.get("verified_at")}
+    return {
+        "checked": sum(verdicts.values()),
+        **verdicts,
+        "sample": plan.get("sample"),
+        "sampleSeed": plan.get("seed"),
+        "everySentRow": bool(plan.get("every")),
+        "revokedFoundActive": int(counts.get("revoked_active", 0)),
+        "verifiedAt": meta.get("verified_at"),
+    }
 
 
 def control_totals(statuses: Mapping[str, int], *, rows: int, sent: int) -> dict[str, Any]:
     """The batch control totals: *rows* and *sent* as the ledger counts them, against
     the report's counts by status."""
-    count = {name: int(statuses.get(name, 0)) for name in (
-        "invalid", "duplicate", *SENT_STATUSES, *_NOT_SENT_STATUSES)}
+    count = {
+        name: int(statuses.get(name, 0))
+        for name in ("invalid", "duplicate", *SENT_STATUSES, *_NOT_SENT_STATUSES)
+    }
     not_sent = sum(count[s] for s in _NOT_SENT_STATUSES)
     return {
         "rows": {
             "rule": "rows = invalid + duplicate + sent + not sent",
-            "figures": {"rows": rows, "invalid": count["invalid"],
-                        "duplicate": count["duplicate"], "sent": sent, "notSent": not_sent},
+            "figures": {
+                "rows": rows,
+                "invalid": count["invalid"],
+                "duplicate": count["duplicate"],
+                "sent": sent,
+                "notSent": not_sent,
+            },
             "holds": rows == count["invalid"] + count["duplicate"] + sent + not_sent,
         },
         "sent": {

@@ -14,26 +14,48 @@ from typing import Any
 from bulkrevoke.logs import printable
 from bulkrevoke.report.summary import controls_hold
 
-_ORDER = ("revoked", "already_inactive", "revoked_unconfirmed", "duplicate", "invalid",
-          "failed", "not_attempted", "would_revoke")
+_ORDER = (
+    "revoked",
+    "already_inactive",
+    "revoked_unconfirmed",
+    "duplicate",
+    "invalid",
+    "failed",
+    "not_attempted",
+    "would_revoke",
+)
 
 
-def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[str],
-                   input_arg: str | None, stop_message: str = "") -> str:
+def format_summary(
+    summary: dict[str, Any],
+    run_dir: Path,
+    *,
+    rerun_args: list[str],
+    input_arg: str | None,
+    stop_message: str = "",
+) -> str:
     counts = summary["counts"]
     width = max(len(name) for name in _ORDER)
-    lines = [f"bulkrevoke {'dry run' if summary.get('dryRun') else 'run'} "
-             f"{printable(str(summary.get('runId')))}: {summary['rows']:,} rows"]
+    lines = [
+        f"bulkrevoke {'dry run' if summary.get('dryRun') else 'run'} "
+        f"{printable(str(summary.get('runId')))}: {summary['rows']:,} rows"
+    ]
     if not controls_hold(summary):
-        lines.insert(0, "CONTROL TOTALS DO NOT HOLD: see summary.json \"controls\"")
+        lines.insert(0, 'CONTROL TOTALS DO NOT HOLD: see summary.json "controls"')
     verification = summary.get("verification") or {}
     if verification.get("revokedFoundActive"):
-        lines.insert(0, f"ALARM: {verification['revokedFoundActive']:,} rows reported revoked "
-                        "are still active on the server (see the verified column of report.xlsx)")
-    lines.append("  " + ", ".join(
-        f"{label} {printable(str(summary.get(key) or '-'))}"
-        for label, key in (("operator", "operator"), ("principal", "principal"),
-                           ("ticket", "ticket"))))
+        lines.insert(
+            0,
+            f"ALARM: {verification['revokedFoundActive']:,} rows reported revoked "
+            "are still active on the server (see the verified column of report.xlsx)",
+        )
+    lines.append(
+        "  "
+        + ", ".join(
+            f"{label} {printable(str(summary.get(key) or '-'))}"
+            for label, key in (("operator", "operator"), ("principal", "principal"), ("ticket", "ticket"))
+        )
+    )
     for name in _ORDER:
         if counts.get(name):
             lines.append(f"  {name:<{width}}  {counts[name]:>10,}")
@@ -47,19 +69,26 @@ def format_summary(summary: dict[str, Any], run_dir: Path, *, rerun_args: list[s
     lines.append(
         f"  duration {summary['durationSeconds']:.1f}s, {summary['requestsSent']:,} requests, "
         f"{summary['achievedRequestsPerSecond']:.1f} req/s, {summary['throttled']:,} throttled, "
-        f"{summary['retries']:,} retries")
+        f"{summary['retries']:,} retries"
+    )
     if verification:
-        lines.append(f"  verified {verification['checked']:,} rows against the server: "
-                     f"{verification['inactive']:,} inactive, {verification['active']:,} active, "
-                     f"{verification['unverifiable']:,} unverifiable")
+        lines.append(
+            f"  verified {verification['checked']:,} rows against the server: "
+            f"{verification['inactive']:,} inactive, {verification['active']:,} active, "
+            f"{verification['unverifiable']:,} unverifiable"
+        )
     if summary.get("discoveredRate"):
-        lines.append(f"  the server's limit held at {summary['discoveredRate']}: pin it in the "
-                     f"next run with --rate {summary['discoveredRate']}")
+        lines.append(
+            f"  the server's limit held at {summary['discoveredRate']}: pin it in the "
+            f"next run with --rate {summary['discoveredRate']}"
+        )
     lines.append(f"  run directory: {printable(str(run_dir))}")
     files = summary.get("files") or {}
     if "report.xlsx" in files:
-        lines.append("  for finance: open report.xlsx in a spreadsheet (never report.csv); "
-                     "summary.html is the one-page summary")
+        lines.append(
+            "  for finance: open report.xlsx in a spreadsheet (never report.csv); "
+            "summary.html is the one-page summary"
+        )
     elif "summary.html" in files:
         lines.append("  summary.html is the one-page summary (report.xlsx needs openpyxl)")
     if stop_message:

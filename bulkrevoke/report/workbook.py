@@ -99,8 +99,7 @@ class ReportWorkbook:
             sheet.append([self._text(label), self._value(value)])
         self._path.unlink(missing_ok=True)
         fd = os.open(self._path, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w+b") as file, _FixedTimeZip(file, "w", ZIP_DEFLATED,
-                                                          allowZip64=True) as archive:
+        with os.fdopen(fd, "w+b") as file, _FixedTimeZip(file, "w", ZIP_DEFLATED, allowZip64=True) as archive:
             # openpyxl's own writer, handed our archive (save_workbook() stamps the time).
             ExcelWriter(self._book, archive).save()
 
@@ -165,21 +164,23 @@ def _fit(text: str, original: int) -> str:
     if len(text) <= CELL_MAX:
         return text
     note = f" … [cut: {original:,} characters; report.csv holds the whole value]"
-    return text[:CELL_MAX - len(note)] + note
+    return text[: CELL_MAX - len(note)] + note
 
 
 class _FixedTimeZip(ZipFile):
     """A zip whose entries all carry one fixed time, so that equal content gives equal
     bytes. Files are copied in a stream (openpyxl spools each sheet to a file)."""
 
-    def writestr(self, zinfo_or_arcname: Any, data: Any, compress_type: Any = None,
-                 compresslevel: Any = None) -> None:
+    def writestr(
+        self, zinfo_or_arcname: Any, data: Any, compress_type: Any = None, compresslevel: Any = None
+    ) -> None:
         if not isinstance(zinfo_or_arcname, ZipInfo):
             zinfo_or_arcname = _entry(zinfo_or_arcname)
         super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
 
-    def write(self, filename: Any, arcname: Any = None, compress_type: Any = None,
-              compresslevel: Any = None) -> None:
+    def write(
+        self, filename: Any, arcname: Any = None, compress_type: Any = None, compresslevel: Any = None
+    ) -> None:
         entry = _entry(arcname or os.path.basename(filename))
         entry.file_size = os.path.getsize(filename)  # decides whether ZIP64 is needed
         with open(filename, "rb") as source, self.open(entry, "w") as target:
@@ -198,22 +199,32 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     and the other files' SHA-256s, as (label, value) rows."""
     from bulkrevoke.report.summary import identity_rows
 
-    rows: list[tuple[str, Any]] = [("bulkrevoke run summary", None), *identity_rows(summary),
-                                   ("", None), ("Rows", summary.get("rows"))]
+    rows: list[tuple[str, Any]] = [
+        ("bulkrevoke run summary", None),
+        *identity_rows(summary),
+        ("", None),
+        ("Rows", summary.get("rows")),
+    ]
     rows += [(f"  {status}", count) for status, count in (summary.get("counts") or {}).items()]
     rows.append(("", None))
     for name, control in (summary.get("controls") or {}).items():
         figures = ", ".join(f"{k} {v:,}" for k, v in control["figures"].items())
-        rows.append((f"Control total: {name}",
-                     f"{'holds' if control['holds'] else 'DOES NOT HOLD'}: {control['rule']} "
-                     f"({figures})"))
+        rows.append(
+            (
+                f"Control total: {name}",
+                f"{'holds' if control['holds'] else 'DOES NOT HOLD'}: {control['rule']} ({figures})",
+            )
+        )
     messages = summary.get("errorMessages") or {}
     for code, count in (summary.get("errorCodes") or {}).items():
         rows.append((f"Error code {code}", f"{count:,} rows: {messages.get(code) or ''}"))
     verification = summary.get("verification")
-    rows.append(("Verification", "not verified" if not verification else ", ".join(
-        f"{k} {v}" for k, v in verification.items())))
+    rows.append(
+        (
+            "Verification",
+            "not verified" if not verification else ", ".join(f"{k} {v}" for k, v in verification.items()),
+        )
+    )
     rows.append(("", None))
-    rows += [(f"SHA-256 {name}", entry.get("sha256"))
-             for name, entry in (summary.get("files") or {}).items()]
+    rows += [(f"SHA-256 {name}", entry.get("sha256")) for name, entry in (summary.get("files") or {}).items()]
     return rows

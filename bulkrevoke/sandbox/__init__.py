@@ -35,10 +35,18 @@ __all__ = [
 
 # Loaded on first use (PEP 562): ``bulkrevoke sandbox --help`` must not import aiohttp.
 _HOMES = {
-    "add_sandbox_arguments": "args", "serve_forever": "args", "settings_from_args": "args",
-    "NO_FAULTS": "faults", "FaultProfile": "faults", "Sandbox": "server",
-    "SandboxSettings": "settings", "BadgeKey": "state", "StateFileError": "state",
-    "load_state": "state", "SandboxThread": "thread", "BadgeTruth": "truth",
+    "add_sandbox_arguments": "args",
+    "serve_forever": "args",
+    "settings_from_args": "args",
+    "NO_FAULTS": "faults",
+    "FaultProfile": "faults",
+    "Sandbox": "server",
+    "SandboxSettings": "settings",
+    "BadgeKey": "state",
+    "StateFileError": "state",
+    "load_state": "state",
+    "SandboxThread": "thread",
+    "BadgeTruth": "truth",
     "GroundTruth": "truth",
 }
 

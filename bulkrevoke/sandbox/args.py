@@ -108,8 +108,7 @@ def _add_limit_arguments(group: argparse._ArgumentGroup) -> None:
         type=_rate_limit,
         default=None,
         metavar="N",
-        help="answer 429 beyond N requests (revokeEarn and reads) per --rate-window "
-        "(default: unlimited)",
+        help="answer 429 beyond N requests (revokeEarn and reads) per --rate-window (default: unlimited)",
     )
     group.add_argument(
         "--rate-window",
@@ -183,8 +182,7 @@ def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
         type=_seconds,
         default=NO_FAULTS.hang_seconds,
         metavar="SECONDS",
-        help="how long a --hang request waits before its connection is closed "
-        "(default: %(default)s)",
+        help="how long a --hang request waits before its connection is closed (default: %(default)s)",
     )
     group.add_argument(
         "--slow-seconds",
@@ -193,10 +191,10 @@ def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
         metavar="SECONDS",
         help="extra delay of a --slow answer (default: %(default)s)",
     )
-    group.add_argument("--gzip", action="store_true",
-                       help="gzip-encode answers when the client accepts it")
-    group.add_argument("--retry-after-date", action="store_true",
-                       help="send Retry-After as an HTTP-date instead of seconds")
+    group.add_argument("--gzip", action="store_true", help="gzip-encode answers when the client accepts it")
+    group.add_argument(
+        "--retry-after-date", action="store_true", help="send Retry-After as an HTTP-date instead of seconds"
+    )
 
 
 def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> SandboxSettings:
@@ -205,9 +203,7 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Sa
     client_key, client_secret = _pair(environ, "BULKREVOKE_CLIENT_KEY", "BULKREVOKE_CLIENT_SECRET")
     state = load_state(ns.state) if ns.state else {}
     try:
-        faults = FaultProfile(
-            **{field.name: getattr(ns, field.name) for field in fields(FaultProfile)}
-        )
+        faults = FaultProfile(**{field.name: getattr(ns, field.name) for field in fields(FaultProfile)})
         return SandboxSettings(
             host=ns.host,
             port=ns.port,

@@ -39,9 +39,7 @@ class Authenticator:
 
     __slots__ = ("_basic", "_clock", "_key", "_open", "_secret", "_tokens", "_ttl")
 
-    def __init__(
-        self, settings: SandboxSettings, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, settings: SandboxSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self._basic = (
             basic_credentials(settings.username, settings.password)
             if settings.username is not None and settings.password is not None

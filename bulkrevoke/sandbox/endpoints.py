@@ -50,13 +50,13 @@ class SandboxEndpoints:
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
-        self.truth = TruthRecorder(
-            dict(settings.state), unknown_active=settings.unknown_badges == "active"
-        )
+        self.truth = TruthRecorder(dict(settings.state), unknown_active=settings.unknown_badges == "active")
         self._auth = Authenticator(settings)
         self._limit = (
             build_limit(
-                settings.rate_limit_kind, settings.rate_limit, settings.rate_window,
+                settings.rate_limit_kind,
+                settings.rate_limit,
+                settings.rate_window,
                 settings.rate_burst,
             )
             if settings.rate_limit is not None
@@ -185,8 +185,9 @@ class SandboxEndpoints:
             return None
         self.truth.throttled += 1
         self.truth.quota_throttled += 1
-        return replies.throttled(wait if self.settings.limit_retry_after else None,
-                                 as_date=self._faults.retry_after_date)
+        return replies.throttled(
+            wait if self.settings.limit_retry_after else None, as_date=self._faults.retry_after_date
+        )
 
     async def _overlapping(self, request: web.Request, arrived: float) -> web.StreamResponse:
         """521: another request for this customer is being handled; nothing is applied."""
@@ -200,8 +201,7 @@ class SandboxEndpoints:
         fault = decision.fault
         if fault is Fault.THROTTLE:
             self.truth.throttled += 1
-            response = replies.throttled(self._faults.retry_after,
-                                         as_date=self._faults.retry_after_date)
+            response = replies.throttled(self._faults.retry_after, as_date=self._faults.retry_after_date)
         elif fault is Fault.THROTTLE_BARE:
             self.truth.throttled += 1
             response = replies.throttled(None)

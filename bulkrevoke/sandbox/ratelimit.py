@@ -98,9 +98,7 @@ class TokenBucketLimit:
         return max(1, math.ceil((1 - self._tokens) / self._per_second))
 
 
-def build_limit(
-    kind: LimitKind, limit: float, window: float, burst: float | None = None
-) -> Limit:
+def build_limit(kind: LimitKind, limit: float, window: float, burst: float | None = None) -> Limit:
     """The quota of ``kind`` for ``limit`` requests per ``window`` seconds."""
     if kind == "fixed":
         return FixedWindowLimit(limit, window)

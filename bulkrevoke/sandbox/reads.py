@@ -59,9 +59,7 @@ def parse_read(
         customer_id = int(customer_path)
     canonical = canonical_customer_id(identifier_type, customer_path)
     wants_statistics = (statistics or "").strip().lower() == "true"
-    return ReadRequest(
-        badge_meta_id, Customer(identifier_type, canonical), customer_id, wants_statistics
-    )
+    return ReadRequest(badge_meta_id, Customer(identifier_type, canonical), customer_id, wants_statistics)
 
 
 class ReadAnswers:
@@ -79,9 +77,7 @@ class ReadAnswers:
     def answer(self, read: ReadRequest) -> dict[str, Any]:
         """The ``data`` of the answer; ``ApiError`` 816 for an unknown customer."""
         customer = read.customer
-        keys = self._truth.earned_badges(
-            read.badge_meta_id, customer.identifier_type, customer.customer_id
-        )
+        keys = self._truth.earned_badges(read.badge_meta_id, customer.identifier_type, customer.customer_id)
         if keys is None:
             raise ApiError(400, *CUSTOMER_NOT_FOUND)
         data: dict[str, Any] = {"badgeMetaId": read.badge_meta_id, "customerId": read.customer_id}

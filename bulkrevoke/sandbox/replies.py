@@ -55,12 +55,8 @@ def error_body(code: int, message: str) -> bytes:
     return json.dumps({"data": None, "errors": [item], "warnings": None}).encode()
 
 
-def error(
-    status: int, code: int, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status, body=error_body(code, message), content_type=JSON, headers=headers
-    )
+def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=error_body(code, message), content_type=JSON, headers=headers)
 
 
 def revoked(badge_meta_id: str, customer_id: Any, earned_badge_id: str) -> web.Response:
@@ -86,8 +82,9 @@ def throttled(retry_after: int | None, *, as_date: bool = False) -> web.Response
 
 def not_read() -> web.Response:
     """What a load balancer sends for a request it stopped waiting for."""
-    return web.Response(status=408, body=GATEWAY_408, content_type="text/html",
-                        headers={"Connection": "close"})
+    return web.Response(
+        status=408, body=GATEWAY_408, content_type="text/html", headers={"Connection": "close"}
+    )
 
 
 def gateway_page() -> web.Response:

@@ -38,9 +38,7 @@ def parse_revoke(body: bytes, identifier_header: str | None) -> RevokeRequest:
         customer_text = str(customer_id)
     else:
         if not isinstance(customer_id, str):
-            raise ApiError(
-                400, 400, f"customerId must be a string for identifier type {identifier_type}"
-            )
+            raise ApiError(400, 400, f"customerId must be a string for identifier type {identifier_type}")
         customer_text = customer_id
     return RevokeRequest(BadgeKey(meta_id, identifier_type, customer_text, earned_id), customer_id)
 

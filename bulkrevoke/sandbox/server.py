@@ -46,8 +46,9 @@ class Sandbox:
         await runner.setup()
         self._runner = runner
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port,
-                               ssl_context=self._ssl_context())
+            site = web.TCPSite(
+                runner, self.settings.host, self.settings.port, ssl_context=self._ssl_context()
+            )
             await site.start()
         except BaseException:
             await self.stop()

@@ -66,9 +66,7 @@ class SandboxSettings:
         if (self.client_key is None) != (self.client_secret is None):
             raise ValueError("client_key and client_secret must be given together")
         if self.unknown_badges not in ("absent", "active"):
-            raise ValueError(
-                f"unknown_badges must be 'absent' or 'active', not {self.unknown_badges!r}"
-            )
+            raise ValueError(f"unknown_badges must be 'absent' or 'active', not {self.unknown_badges!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, not {self.port}")
         if not self.token_ttl > 0:
@@ -83,15 +81,12 @@ class SandboxSettings:
             raise ValueError("rate_window must be positive")
         if self.rate_limit_kind not in LIMIT_KINDS:
             raise ValueError(
-                f"rate_limit_kind must be one of {', '.join(LIMIT_KINDS)}, "
-                f"not {self.rate_limit_kind!r}"
+                f"rate_limit_kind must be one of {', '.join(LIMIT_KINDS)}, not {self.rate_limit_kind!r}"
             )
         if self.rate_burst is not None and not self.rate_burst >= 1:
             raise ValueError("rate_burst must be at least 1")
         if self.read_shape not in READ_SHAPES:
-            raise ValueError(
-                f"read_shape must be one of {', '.join(READ_SHAPES)}, not {self.read_shape!r}"
-            )
+            raise ValueError(f"read_shape must be one of {', '.join(READ_SHAPES)}, not {self.read_shape!r}")
 
     @property
     def basic_auth(self) -> bool:

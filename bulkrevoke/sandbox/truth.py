@@ -65,9 +65,7 @@ class GroundTruth:
         """A JSON-ready dict (pass it to ``json.dumps``); ``from_json`` reverses it."""
         return {
             **{name: getattr(self, name) for name in _COUNTERS},
-            "badges": [
-                {"key": _key_to_json(key), **asdict(badge)} for key, badge in self.badges.items()
-            ],
+            "badges": [{"key": _key_to_json(key), **asdict(badge)} for key, badge in self.badges.items()],
             "request_log": [list(entry) for entry in self.request_log],
         }
 
@@ -89,8 +87,14 @@ class GroundTruth:
 
 # The plain counters of GroundTruth and TruthRecorder, in the order to_json writes them.
 _COUNTERS = (
-    "requests", "throttled", "unauthorized", "tokens_issued", "reads", "quota_throttled",
-    "busy_overlap", "busy_injected",
+    "requests",
+    "throttled",
+    "unauthorized",
+    "tokens_issued",
+    "reads",
+    "quota_throttled",
+    "busy_overlap",
+    "busy_injected",
 )
 
 
@@ -104,9 +108,7 @@ def _key_to_json(key: BadgeKey) -> dict[str, str]:
 
 
 def _key_from_json(data: dict[str, str]) -> BadgeKey:
-    return BadgeKey(
-        data["badgeMetaId"], data["identifierType"], data["customerId"], data["earnedBadgeId"]
-    )
+    return BadgeKey(data["badgeMetaId"], data["identifierType"], data["customerId"], data["earnedBadgeId"])
 
 
 @dataclass(slots=True)

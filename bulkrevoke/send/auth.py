@@ -73,15 +73,18 @@ class OAuthTokens:
         status, payload = await post(self._url, self._body)
         if status in (401, 403):
             raise SafetyStop(
-                f"authentication failed: the token endpoint refused the client key (HTTP {status})")
+                f"authentication failed: the token endpoint refused the client key (HTTP {status})"
+            )
         data = payload.get("data") if isinstance(payload, dict) and status == 200 else None
         token = data.get("accessToken") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise TokenUnavailable(f"token endpoint gave no token (HTTP {status})")
         if not _HEADER_SAFE.fullmatch(token):
             # Sent as it is, it would break the header (or smuggle another one in).
-            raise SafetyStop("the token endpoint returned a token that can't be sent in a "
-                             "header (spaces, control or non-ASCII characters)")
+            raise SafetyStop(
+                "the token endpoint returned a token that can't be sent in a "
+                "header (spaces, control or non-ASCII characters)"
+            )
         ttl = data.get("ttlSeconds", 300) if isinstance(data, dict) else 300
         ttl = float(ttl) if isinstance(ttl, (int, float)) and not isinstance(ttl, bool) else 300.0
         return token, ttl if ttl == ttl and ttl > 0 else 300.0
@@ -91,4 +94,5 @@ def require_credentials(credentials: Credentials) -> None:
     if not (credentials.uses_oauth or credentials.uses_basic):
         raise ConfigError(
             "no credentials: set BULKREVOKE_USERNAME and BULKREVOKE_PASSWORD (Basic), or "
-            "BULKREVOKE_CLIENT_KEY and BULKREVOKE_CLIENT_SECRET (OAuth)")
+            "BULKREVOKE_CLIENT_KEY and BULKREVOKE_CLIENT_SECRET (OAuth)"
+        )

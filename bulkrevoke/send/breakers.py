@@ -30,8 +30,10 @@ class ErrorRateBreaker:
         self._recent.append(failed)
         self._failed += failed
         if self._failed > self._max * self.WINDOW:
-            return (f"{self._failed} of the last {len(self._recent)} rows failed "
-                    f"(more than --max-error-rate {self._max:g})")
+            return (
+                f"{self._failed} of the last {len(self._recent)} rows failed "
+                f"(more than --max-error-rate {self._max:g})"
+            )
         return None
 
 
@@ -45,8 +47,10 @@ class NotTheApi:
         if reply.foreign:
             self._in_a_row += 1
             if self._in_a_row >= self.LIMIT:
-                return (f"the host does not answer like the Badges API ({self._in_a_row} "
-                        f"answers in a row like {describe(reply)}): check --host")
+                return (
+                    f"the host does not answer like the Badges API ({self._in_a_row} "
+                    f"answers in a row like {describe(reply)}): check --host"
+                )
         elif reply.http_status is not None:
             self._in_a_row = 0
         return None

@@ -82,33 +82,46 @@ def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
     return context
 
 
-def open_session(base_url: str, *, timeout: float, connections: int,
-                 ca_bundle: Path | None, resolver: Any = None) -> aiohttp.ClientSession:
+def open_session(
+    base_url: str, *, timeout: float, connections: int, ca_bundle: Path | None, resolver: Any = None
+) -> aiohttp.ClientSession:
     """The aiohttp session of a run (see the module's docstring for each setting)."""
     import aiohttp
 
     # Loading the system's CA store is costly: only when the host speaks TLS (plain http
     # is loopback-only anyway).
-    context: ssl.SSLContext | bool = (tls_context(ca_bundle) if base_url.startswith("https:")
-                                      else False)
-    connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=IDLE_SECONDS,
-                                     ssl=context, resolver=resolver)
+    context: ssl.SSLContext | bool = tls_context(ca_bundle) if base_url.startswith("https:") else False
+    connector = aiohttp.TCPConnector(
+        limit=connections, keepalive_timeout=IDLE_SECONDS, ssl=context, resolver=resolver
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(
             total=timeout,
             # Below the total, so that a slow connect is told apart from a lost answer.
-            sock_connect=min(timeout / 2, 10.0)),
-        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=True,
-        raise_for_status=False)
+            sock_connect=min(timeout / 2, 10.0),
+        ),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        auto_decompress=True,
+        raise_for_status=False,
+    )
 
 
 class CapillaryClient:
     """Requests to one host with one set of credentials, on one aiohttp session."""
 
-    def __init__(self, base_url: str, credentials: Credentials, *, timeout: float,
-                 concurrency: int, ca_bundle: Path | None = None, proxy: Proxy | None = None,
-                 resolver: Any = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        timeout: float,
+        concurrency: int,
+        ca_bundle: Path | None = None,
+        proxy: Proxy | None = None,
+        resolver: Any = None,
+    ) -> None:
         self._base_url = base_url
         self._credentials = credentials
         self._timeout = timeout
@@ -118,9 +131,11 @@ class CapillaryClient:
         self._resolver = resolver  # a test seam: an aiohttp resolver instead of DNS
         self._session: aiohttp.ClientSession | None = None
         self._connector: aiohttp.BaseConnector | None = None
-        self._tokens = (OAuthTokens(base_url, credentials.client_key or "",
-                                    credentials.client_secret or "")
-                        if credentials.uses_oauth else None)
+        self._tokens = (
+            OAuthTokens(base_url, credentials.client_key or "", credentials.client_secret or "")
+            if credentials.uses_oauth
+            else None
+        )
         self._headers: dict[str, dict[str, str]] = {}
         self._url: Any = None
         self._idle = IDLE_SECONDS
@@ -128,19 +143,26 @@ class CapillaryClient:
     async def __aenter__(self) -> CapillaryClient:
         from yarl import URL
 
-        self._session = open_session(self._base_url, timeout=self._timeout,
-                                     connections=self._concurrency + 2,
-                                     ca_bundle=self._ca_bundle, resolver=self._resolver)
+        self._session = open_session(
+            self._base_url,
+            timeout=self._timeout,
+            connections=self._concurrency + 2,
+            ca_bundle=self._ca_bundle,
+            resolver=self._resolver,
+        )
         self._connector = self._session.connector
         self._url = URL(self._base_url + REVOKE_PATH)
-        base = {"Content-Type": "application/json", "Accept": "application/json",
-                "User-Agent": f"bulkrevoke/{__version__}"}
+        base = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"bulkrevoke/{__version__}",
+        }
         if self._credentials.uses_basic and self._tokens is None:
             base["Authorization"] = basic_authorization(
-                self._credentials.username or "", self._credentials.password or "")
+                self._credentials.username or "", self._credentials.password or ""
+            )
         for kind in IDENTIFIER_TYPES:
-            self._headers[kind] = (base if kind == "id"
-                                   else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind})
+            self._headers[kind] = base if kind == "id" else {**base, "X-CAP-CUSTOMER-IDENTIFIER": kind}
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -149,36 +171,40 @@ class CapillaryClient:
 
     async def revoke_earned_badge(self, row: PendingRow) -> Reply:
         # customerId is a JSON number for type id (validated as digits), a string otherwise.
-        customer = (str(int(row.customer_id)) if row.identifier_type == "id"
-                    else _json_string(row.customer_id))
-        body = (f'{{"badgeMetaId":{_json_string(row.badge_meta_id)},"customerId":{customer},'
-                f'"earnedBadgeId":{_json_string(row.earned_badge_id)}}}').encode()
-        reply, _ = await self._authorized("POST", self._url, body,
-                                          self._headers[row.identifier_type])
+        customer = str(int(row.customer_id)) if row.identifier_type == "id" else _json_string(row.customer_id)
+        body = (
+            f'{{"badgeMetaId":{_json_string(row.badge_meta_id)},"customerId":{customer},'
+            f'"earnedBadgeId":{_json_string(row.earned_badge_id)}}}'
+        ).encode()
+        reply, _ = await self._authorized("POST", self._url, body, self._headers[row.identifier_type])
         return reply
 
-    async def read_earned_badges(self, customer_id: str, identifier_type: str,
-                                 badge_meta_id: str) -> BadgeReading:
+    async def read_earned_badges(
+        self, customer_id: str, identifier_type: str, badge_meta_id: str
+    ) -> BadgeReading:
         """The customer's earned badges of *badge_meta_id*, with their states. Input values
         go into the path percent-encoded, every character of them."""
         from yarl import URL
 
-        path = READ_PATH.format(customer=quote(customer_id, safe=""),
-                                badge_meta_id=quote(badge_meta_id, safe=""))
+        path = READ_PATH.format(
+            customer=quote(customer_id, safe=""), badge_meta_id=quote(badge_meta_id, safe="")
+        )
         url = URL(self._base_url + path + "?includeStatistics=true", encoded=True)
-        headers = {k: v for k, v in self._headers[identifier_type].items()
-                   if k != "Content-Type"}
+        headers = {k: v for k, v in self._headers[identifier_type].items() if k != "Content-Type"}
         reply, payload = await self._authorized("GET", url, None, headers)
         data = payload.get("data") if isinstance(payload, dict) else None
         if reply.kind is not ReplyKind.UNEXPECTED or not isinstance(data, dict):
             return BadgeReading(reply, {}, None)
         count = data.get("activeEarnedCount")
-        return BadgeReading(reply._replace(kind=ReplyKind.SUCCESS), earned_states(data),
-                            count if isinstance(count, int) and not isinstance(count, bool)
-                            else None)
+        return BadgeReading(
+            reply._replace(kind=ReplyKind.SUCCESS),
+            earned_states(data),
+            count if isinstance(count, int) and not isinstance(count, bool) else None,
+        )
 
-    async def _authorized(self, method: str, url: Any, body: bytes | None,
-                          headers: dict[str, str]) -> tuple[Reply, Any]:
+    async def _authorized(
+        self, method: str, url: Any, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[Reply, Any]:
         """One exchange with the auth header, and with OAuth one renewal after a 401."""
         if self._tokens is None:
             return await self._exchange(method, url, body, headers)
@@ -189,19 +215,20 @@ class CapillaryClient:
                 # One renewal, then the same request again: a token may expire early.
                 await self._tokens.renew(self._token_call, token_header["X-CAP-API-OAUTH-TOKEN"])
                 token_header = await self._tokens.header(self._token_call)
-                reply, payload = await self._exchange(method, url, body,
-                                                      {**headers, **token_header})
+                reply, payload = await self._exchange(method, url, body, {**headers, **token_header})
         except TokenUnavailable as exc:
-            return Reply(ReplyKind.NOT_SENT, None, None, "token_unavailable", str(exc),
-                         source=ErrorSource.NETWORK), None
+            return Reply(
+                ReplyKind.NOT_SENT, None, None, "token_unavailable", str(exc), source=ErrorSource.NETWORK
+            ), None
         return reply, payload
 
     async def _token_call(self, url: str, payload: dict[str, str]) -> tuple[int, Any]:
         """POST *payload* to the token endpoint: (status, parsed JSON body or None)."""
         assert self._session is not None
         try:
-            async with self._session.post(url, json=payload, allow_redirects=False,
-                                          proxy=self._proxy_url) as response:
+            async with self._session.post(
+                url, json=payload, allow_redirects=False, proxy=self._proxy_url
+            ) as response:
                 return response.status, parse_json(await response.read())
         except Exception as exc:  # mapped, or re-raised as a bug, in one place
             reply = reply_for_exception(exc, self._timeout)
@@ -213,14 +240,15 @@ class CapillaryClient:
     def _proxy_url(self) -> str | None:
         return None if self._proxy is None else self._proxy.url
 
-    async def _exchange(self, method: str, url: Any, body: bytes | None,
-                        headers: dict[str, str]) -> tuple[Reply, Any]:
+    async def _exchange(
+        self, method: str, url: Any, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[Reply, Any]:
         """One request: its Reply, and its body parsed as JSON (None if it is not)."""
         assert self._session is not None
         try:
-            async with self._session.request(method, url, data=body, headers=headers,
-                                             allow_redirects=False,
-                                             proxy=self._proxy_url) as response:
+            async with self._session.request(
+                method, url, data=body, headers=headers, allow_redirects=False, proxy=self._proxy_url
+            ) as response:
                 payload = await response.read()
                 status, answer_headers = response.status, response.headers
         except Exception as exc:  # mapped, or re-raised as a bug, in one place
@@ -229,13 +257,21 @@ class CapillaryClient:
         request_id = answer_headers.get("X-Cap-Requestid")
         if 300 <= status < 400:
             location = answer_headers.get("Location", "")
-            return Reply(ReplyKind.REDIRECT, status, request_id, str(status),
-                         f"redirect to {location[:200]!r} not followed",
-                         source=ErrorSource.HTTP), None
-        retry_after = (parse_retry_after(answer_headers.get("Retry-After"))
-                       if status in (429, 503) else None)
-        return (classify_response(status, payload, request_id, retry_after,
-                                  answer_headers.get("Content-Type", "")), parse_json(payload))
+            return Reply(
+                ReplyKind.REDIRECT,
+                status,
+                request_id,
+                str(status),
+                f"redirect to {location[:200]!r} not followed",
+                source=ErrorSource.HTTP,
+            ), None
+        retry_after = parse_retry_after(answer_headers.get("Retry-After")) if status in (429, 503) else None
+        return (
+            classify_response(
+                status, payload, request_id, retry_after, answer_headers.get("Content-Type", "")
+            ),
+            parse_json(payload),
+        )
 
     def _honour_keep_alive(self, header: str | None) -> None:
         """Keep idle connections for less than the server said it keeps them. aiohttp's

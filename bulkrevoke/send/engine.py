@@ -127,8 +127,9 @@ class Engine:
         log.error("stopping: %s", error, extra=FILE_ONLY)
         self.request_stop(StopReason.STORAGE, str(error))
 
-    def abort(self, reason: str = StopReason.SIGNAL,
-              message: str = "interrupted twice: stopping at once") -> None:
+    def abort(
+        self, reason: str = StopReason.SIGNAL, message: str = "interrupted twice: stopping at once"
+    ) -> None:
         """Stop at once: cancel requests in flight (their rows stay in doubt)."""
         self._aborted = True
         self.request_stop(reason, message)
@@ -152,8 +153,11 @@ class Engine:
                 await flusher
             self._release_unsent()
             if not self._flush() and self._journal:
-                log.error("%d outcomes could not be written: their rows stay in doubt, and "
-                          "--resume settles them", len(self._journal), extra=FILE_ONLY)
+                log.error(
+                    "%d outcomes could not be written: their rows stay in doubt, and --resume settles them",
+                    len(self._journal),
+                    extra=FILE_ONLY,
+                )
         return self.stats
 
     async def _feed(self) -> None:
@@ -166,8 +170,10 @@ class Engine:
             self.storage_fault(exc)
         except Exception as exc:  # a bug, or a ledger that can't be read: the workers must not wait
             log.exception("reading pending rows: internal error")
-            self.request_stop(StopReason.INTERNAL, f"internal error ({type(exc).__name__}) "
-                              "while reading pending rows: stopping")
+            self.request_stop(
+                StopReason.INTERNAL,
+                f"internal error ({type(exc).__name__}) while reading pending rows: stopping",
+            )
         for _ in range(self._workers):
             self._queue.put_nowait(None)
 
@@ -217,8 +223,11 @@ class Engine:
                     outcome = await self._send(row)
                 except Exception as exc:  # a bug, not a reply: stop rather than hang or guess
                     log.exception("row %d: internal error", row.row)
-                    self.abort(StopReason.INTERNAL, f"internal error ({type(exc).__name__}): "
-                               "stopping; the row in flight is left in doubt")
+                    self.abort(
+                        StopReason.INTERNAL,
+                        f"internal error ({type(exc).__name__}): "
+                        "stopping; the row in flight is left in doubt",
+                    )
                     raise
                 finally:
                     self._window.release(row)
@@ -257,9 +266,14 @@ class Engine:
                     self.cap.observe(loop.time() - sent_at)
                 self._observe(reply)
                 decision = decide(
-                    reply, attempt=attempt, doubt=doubt,
-                    elapsed=loop.time() - started, policy=self._policy, rng=self._rng,
-                    completed_at=_utc_now())
+                    reply,
+                    attempt=attempt,
+                    doubt=doubt,
+                    elapsed=loop.time() - started,
+                    policy=self._policy,
+                    rng=self._rng,
+                    completed_at=_utc_now(),
+                )
                 if isinstance(decision, Outcome):
                     return decision
                 if isinstance(decision, StopRun):
@@ -267,8 +281,13 @@ class Engine:
                     return self._leave_pending(row, doubt)
                 doubt = doubt or doubt_after(reply, attempt)
                 assert isinstance(decision, Retry)
-                log.info("row %d: attempt %d got %s; retrying in %.2fs", row.row, attempt,
-                         describe(reply), decision.delay)
+                log.info(
+                    "row %d: attempt %d got %s; retrying in %.2fs",
+                    row.row,
+                    attempt,
+                    describe(reply),
+                    decision.delay,
+                )
                 if self.stop_reason or not await self._wait(asyncio.sleep(decision.delay)):
                     return self._leave_pending(row, doubt)
         except asyncio.CancelledError:
@@ -317,8 +336,13 @@ class Engine:
     def _finish(self, row: PendingRow, outcome: Outcome) -> None:
         self._journal.append((row.row, outcome))
         if outcome.status in (Status.FAILED, Status.INVALID) and outcome.error_source is not None:
-            log.warning("row %d %s: %s %s", row.row, outcome.status.value, outcome.error_code,
-                        outcome.error_message or "")
+            log.warning(
+                "row %d %s: %s %s",
+                row.row,
+                outcome.status.value,
+                outcome.error_code,
+                outcome.error_message or "",
+            )
         if self._on_outcome is not None:
             self._on_outcome(outcome)
         if (reason := self._error_rate.record(outcome.status is Status.FAILED)) is not None:
@@ -370,8 +394,10 @@ class Engine:
 
 def _stop_message(reason: str, reply: Reply) -> str:
     if reason == StopReason.AUTH:
-        return (f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
-                "check the credentials in the environment")
+        return (
+            f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
+            "check the credentials in the environment"
+        )
     return f"{reply.error_message}"
 
 

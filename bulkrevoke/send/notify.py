@@ -29,8 +29,14 @@ log = logging.getLogger("bulkrevoke")
 TIMEOUT = 15.0
 
 
-def message(summary: Mapping[str, Any] | None, run_dir: Path | None, *, exit_code: int,
-            stop_reason: str | None = None, error: str | None = None) -> dict[str, Any]:
+def message(
+    summary: Mapping[str, Any] | None,
+    run_dir: Path | None,
+    *,
+    exit_code: int,
+    stop_reason: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
     """The message for a run that ended with *summary*, or before one (*error*)."""
     counts = {k: v for k, v in ((summary or {}).get("counts") or {}).items() if v}
     run_id = (summary or {}).get("runId") or (run_dir.name if run_dir else "")
@@ -42,22 +48,32 @@ def message(summary: Mapping[str, Any] | None, run_dir: Path | None, *, exit_cod
         outcome = "finished"
     tally = ", ".join(f"{count:,} {status}" for status, count in counts.items())
     text = f"bulkrevoke run {run_id} {outcome}, exit {exit_code}" + (f": {tally}" if tally else "")
-    return {"text": one_line(text), "runId": run_id,
-            "exitCode": exit_code, "stopReason": stop_reason, "counts": counts,
-            "runDir": str(run_dir) if run_dir else None}
+    return {
+        "text": one_line(text),
+        "runId": run_id,
+        "exitCode": exit_code,
+        "stopReason": stop_reason,
+        "counts": counts,
+        "runDir": str(run_dir) if run_dir else None,
+    }
 
 
-async def send(url: str, payload: Mapping[str, Any], *, proxy: Proxy | None,
-               ca_bundle: Path | None) -> bool:
+async def send(url: str, payload: Mapping[str, Any], *, proxy: Proxy | None, ca_bundle: Path | None) -> bool:
     """POST *payload* to *url*; False (and a log line without the URL) if that failed."""
     from bulkrevoke.send.client import open_session
 
     body = json.dumps(payload).encode("utf-8")
     try:
-        async with open_session(url, timeout=TIMEOUT, connections=1,
-                                ca_bundle=ca_bundle) as session, session.post(
-                url, data=body, headers={"Content-Type": "application/json"},
-                allow_redirects=False, proxy=None if proxy is None else proxy.url) as response:
+        async with (
+            open_session(url, timeout=TIMEOUT, connections=1, ca_bundle=ca_bundle) as session,
+            session.post(
+                url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                allow_redirects=False,
+                proxy=None if proxy is None else proxy.url,
+            ) as response,
+        ):
             status = response.status
     except Exception as exc:  # mapped to a cause in one place, or re-raised as a bug
         reply = reply_for_exception(exc, TIMEOUT)
@@ -68,4 +84,3 @@ async def send(url: str, payload: Mapping[str, Any], *, proxy: Proxy | None,
         return False
     log.info("notification sent")
     return True
-

@@ -99,8 +99,16 @@ class AutoRateControl:
     """``--rate auto``: slow start to the first throttled answer, then CUBIC (see the module)."""
 
     __slots__ = (
-        "_answers", "_held", "_k", "_last_decrease", "_last_growth", "_served", "_w_max",
-        "first_throttle", "max_rate", "rate",
+        "_answers",
+        "_held",
+        "_k",
+        "_last_decrease",
+        "_last_growth",
+        "_served",
+        "_w_max",
+        "first_throttle",
+        "max_rate",
+        "rate",
     )
 
     def __init__(self, max_rate: float | None, start: float = AUTO_START) -> None:

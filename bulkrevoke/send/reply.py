@@ -32,20 +32,20 @@ except ImportError:  # pragma: no cover - depends on the extra
 class ReplyKind(enum.Enum):
     """What one attempt's answer means (how to act on it is ``retry.decide``'s job)."""
 
-    SUCCESS = "success"              # revoked by this request
-    NOT_ACTIVE = "not_active"        # 814: nothing active to revoke
-    REJECTED = "rejected"            # the API's own validation error: the row is wrong
-    HTTP_ERROR = "http_error"        # a 4xx that is not the API's: says nothing of the row
-    UNAUTHORIZED = "unauthorized"    # 401/403
+    SUCCESS = "success"  # revoked by this request
+    NOT_ACTIVE = "not_active"  # 814: nothing active to revoke
+    REJECTED = "rejected"  # the API's own validation error: the row is wrong
+    HTTP_ERROR = "http_error"  # a 4xx that is not the API's: says nothing of the row
+    UNAUTHORIZED = "unauthorized"  # 401/403
     PROXY_REFUSED = "proxy_refused"  # 407: the proxy wants other credentials
-    THROTTLED = "throttled"          # 429
-    SERVER_ERROR = "server_error"    # 500/503/520/521…: answered, not applied
+    THROTTLED = "throttled"  # 429
+    SERVER_ERROR = "server_error"  # 500/503/520/521…: answered, not applied
     GATEWAY_ERROR = "gateway_error"  # 502/504: the upstream may have applied it
-    NOT_SENT = "not_sent"            # failed before the request left (connect, DNS, 408)
-    TLS_ERROR = "tls_error"          # the host's certificate was not trusted: nothing sent
-    LOST = "lost"                    # sent, but no usable answer (timeout, drop, garbage)
-    REDIRECT = "redirect"            # 3xx: not followed, credentials stay here
-    UNEXPECTED = "unexpected"        # a 2xx that says neither success nor error
+    NOT_SENT = "not_sent"  # failed before the request left (connect, DNS, 408)
+    TLS_ERROR = "tls_error"  # the host's certificate was not trusted: nothing sent
+    LOST = "lost"  # sent, but no usable answer (timeout, drop, garbage)
+    REDIRECT = "redirect"  # 3xx: not followed, credentials stay here
+    UNEXPECTED = "unexpected"  # a 2xx that says neither success nor error
 
 
 class Reply(NamedTuple):
@@ -68,8 +68,9 @@ _SERVER_CODES = frozenset({500, 503, 520, 521})
 _GATEWAY_CODES = frozenset({502, 504})
 
 
-def classify_response(status: int, body: bytes, request_id: str | None,
-                      retry_after: float | None = None, content_type: str = "") -> Reply:
+def classify_response(
+    status: int, body: bytes, request_id: str | None, retry_after: float | None = None, content_type: str = ""
+) -> Reply:
     """Read the body first: an error code in the API's envelope wins over the HTTP status.
     An answer without the envelope is judged by its status alone, and never makes a row
     invalid: only the API's own codes and local checks do that."""
@@ -82,34 +83,63 @@ def classify_response(status: int, body: bytes, request_id: str | None,
         message = first.get("message")
         code_text = None if code is None else str(code)
         kind = _kind_for_code(code_text, status)
-        return Reply(kind, status, request_id, code_text or str(status),
-                     None if message is None else str(message)[:500], retry_after, ErrorSource.API)
+        return Reply(
+            kind,
+            status,
+            request_id,
+            code_text or str(status),
+            None if message is None else str(message)[:500],
+            retry_after,
+            ErrorSource.API,
+        )
     html = "html" in content_type.lower() or body.lstrip()[:1] == b"<"
     if 300 <= status < 400:
-        return Reply(ReplyKind.REDIRECT, status, request_id, str(status), "redirect not followed",
-                     source=ErrorSource.HTTP)
+        return Reply(
+            ReplyKind.REDIRECT,
+            status,
+            request_id,
+            str(status),
+            "redirect not followed",
+            source=ErrorSource.HTTP,
+        )
     if 200 <= status < 300:
         data = payload.get("data") if isinstance(payload, dict) else None
         if payload is None:
-            return Reply(ReplyKind.LOST, status, request_id, "malformed_body",
-                         "HTTP 2xx with a body that is not JSON", source=ErrorSource.HTTP,
-                         foreign=html)
+            return Reply(
+                ReplyKind.LOST,
+                status,
+                request_id,
+                "malformed_body",
+                "HTTP 2xx with a body that is not JSON",
+                source=ErrorSource.HTTP,
+                foreign=html,
+            )
         if isinstance(data, dict) and data.get("isActive") is False:
             return Reply(ReplyKind.SUCCESS, status, request_id)
-        return Reply(ReplyKind.UNEXPECTED, status, request_id, "unexpected_body",
-                     "HTTP 2xx without isActive=false and without errors", source=ErrorSource.HTTP,
-                     foreign=not envelope)
+        return Reply(
+            ReplyKind.UNEXPECTED,
+            status,
+            request_id,
+            "unexpected_body",
+            "HTTP 2xx without isActive=false and without errors",
+            source=ErrorSource.HTTP,
+            foreign=not envelope,
+        )
     what = f"HTTP {status}" + (" (an HTML page, not the API's JSON)" if html else "")
     if status == 408:  # the server (or a load balancer) says it never read the request
-        return Reply(ReplyKind.NOT_SENT, status, request_id, "408",
-                     "HTTP 408: the request was not read", source=ErrorSource.HTTP)
+        return Reply(
+            ReplyKind.NOT_SENT,
+            status,
+            request_id,
+            "408",
+            "HTTP 408: the request was not read",
+            source=ErrorSource.HTTP,
+        )
     kind = _kind_for_code(None, status)
     if kind is ReplyKind.REJECTED:
         kind = ReplyKind.HTTP_ERROR
-    foreign = kind is ReplyKind.HTTP_ERROR or (html and kind is not ReplyKind.THROTTLED
-                                               and status < 500)
-    return Reply(kind, status, request_id, str(status), what, retry_after, ErrorSource.HTTP,
-                 foreign)
+    foreign = kind is ReplyKind.HTTP_ERROR or (html and kind is not ReplyKind.THROTTLED and status < 500)
+    return Reply(kind, status, request_id, str(status), what, retry_after, ErrorSource.HTTP, foreign)
 
 
 def _kind_for_code(code: str | None, status: int) -> ReplyKind:
@@ -181,18 +211,29 @@ def reply_for_exception(exc: BaseException, timeout: float) -> Reply:
         return Reply(ReplyKind.LOST, None, None, code, message, source=ErrorSource.NETWORK)
 
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return Reply(ReplyKind.TLS_ERROR, None, None, "tls_untrusted",
-                     f"TLS certificate not trusted ({_certificate_problem(exc)}); "
-                     "trust the host's CA with --ca-bundle", source=ErrorSource.NETWORK)
+        return Reply(
+            ReplyKind.TLS_ERROR,
+            None,
+            None,
+            "tls_untrusted",
+            f"TLS certificate not trusted ({_certificate_problem(exc)}); "
+            "trust the host's CA with --ca-bundle",
+            source=ErrorSource.NETWORK,
+        )
     if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
         return not_sent("tls_handshake", f"TLS handshake failed: {_tls_problem(exc)}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return not_sent("proxy_unreachable", f"could not connect to the proxy ({_os_reason(exc)})")
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         if exc.status == 407:
-            return Reply(ReplyKind.PROXY_REFUSED, None, None, "proxy_auth",
-                         "the proxy refused its credentials (HTTP 407): check the proxy URL's "
-                         "user and password", source=ErrorSource.NETWORK)
+            return Reply(
+                ReplyKind.PROXY_REFUSED,
+                None,
+                None,
+                "proxy_auth",
+                "the proxy refused its credentials (HTTP 407): check the proxy URL's user and password",
+                source=ErrorSource.NETWORK,
+            )
         return not_sent("proxy_refused", f"the proxy refused the tunnel (HTTP {exc.status})")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return not_sent("dns_error", f"could not resolve the host ({_os_reason(exc)})")
@@ -203,8 +244,9 @@ def reply_for_exception(exc: BaseException, timeout: float) -> Reply:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return lost("connection_lost", "the server closed the connection without an answer")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return lost("answer_cut_short", f"the answer's body was cut short or undecodable "
-                                        f"({_first_line(exc)})")
+        return lost(
+            "answer_cut_short", f"the answer's body was cut short or undecodable ({_first_line(exc)})"
+        )
     if isinstance(exc, aiohttp.ClientResponseError):  # the parser's, not the server's
         return lost("malformed_answer", f"the answer was not valid HTTP ({_first_line(exc.message)})")
     if isinstance(exc, aiohttp.ClientOSError | aiohttp.ClientConnectionError):
@@ -228,8 +270,7 @@ def _os_reason(exc: BaseException) -> str:
 
 def _certificate_problem(exc: BaseException) -> str:
     certificate_error = getattr(exc, "certificate_error", None)
-    reason = getattr(certificate_error, "verify_message", None) or _first_line(
-        certificate_error or exc)
+    reason = getattr(certificate_error, "verify_message", None) or _first_line(certificate_error or exc)
     return str(reason)
 
 

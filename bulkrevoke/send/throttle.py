@@ -80,7 +80,14 @@ class Pacer:
     """
 
     __slots__ = (
-        "_capacity", "_credit", "_handle", "_next_tick", "_stamp", "_waiters", "loop", "rate",
+        "_capacity",
+        "_credit",
+        "_handle",
+        "_next_tick",
+        "_stamp",
+        "_waiters",
+        "loop",
+        "rate",
     )
 
     def __init__(self, rate: float, loop: asyncio.AbstractEventLoop) -> None:
@@ -181,8 +188,7 @@ class Throttle:
         #: The most requests per second this run may send (None: no cap); with auto, the cap.
         self.max_rate = rate.per_second
         self.auto = rate.auto
-        self._control = AutoRateControl(rate.per_second) if rate.auto else FixedRateControl(
-            rate.per_second)
+        self._control = AutoRateControl(rate.per_second) if rate.auto else FixedRateControl(rate.per_second)
         self._pacer: Pacer | None = None  # made on the first acquire, on the running loop
         self._pause_until = 0.0
         self.throttled = 0

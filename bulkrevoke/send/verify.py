@@ -42,23 +42,28 @@ log = logging.getLogger("bulkrevoke")
 INACTIVE, ACTIVE, UNVERIFIABLE = "inactive", "active", "unverifiable"
 VERDICTS = (INACTIVE, ACTIVE, UNVERIFIABLE)
 #: Statuses checked by default: their badge's state is unknown or in doubt.
-IN_QUESTION = frozenset({Status.FAILED.value, Status.REVOKED_UNCONFIRMED.value,
-                         Status.NOT_ATTEMPTED.value})
+IN_QUESTION = frozenset({Status.FAILED.value, Status.REVOKED_UNCONFIRMED.value, Status.NOT_ATTEMPTED.value})
 #: Statuses of rows that were, or may have been, sent (``every``).
 SENT = IN_QUESTION | {Status.REVOKED.value, Status.ALREADY_INACTIVE.value}
 DEFAULT_SAMPLE = 100
 #: Rows settled per chunk (and per ledger commit).
 CHUNK_ROWS = 20_000
 _STOPPING_KINDS = (ReplyKind.UNAUTHORIZED, ReplyKind.TLS_ERROR, ReplyKind.PROXY_REFUSED)
-_FINAL_KINDS = (ReplyKind.REJECTED, ReplyKind.HTTP_ERROR, ReplyKind.REDIRECT,
-                ReplyKind.NOT_ACTIVE, ReplyKind.UNEXPECTED)
+_FINAL_KINDS = (
+    ReplyKind.REJECTED,
+    ReplyKind.HTTP_ERROR,
+    ReplyKind.REDIRECT,
+    ReplyKind.NOT_ACTIVE,
+    ReplyKind.UNEXPECTED,
+)
 
 
 class Reader(Protocol):
     """The seam in front of the network (the client, or a test's fake)."""
 
-    async def read_earned_badges(self, customer_id: str, identifier_type: str,
-                                 badge_meta_id: str) -> BadgeReading: ...
+    async def read_earned_badges(
+        self, customer_id: str, identifier_type: str, badge_meta_id: str
+    ) -> BadgeReading: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +118,20 @@ def _sample(ledger: Ledger, plan: VerifyPlan) -> set[int]:
     revoked = ledger.rows_with_status(Status.REVOKED.value)
     size = 0 if plan.every else min(plan.sample, len(revoked))
     sampled = sorted(random.Random(seed).sample(revoked, size))
-    ledger.set_meta(verification={"seed": seed, "sample": size, "every": plan.every,
-                                  "sampled": sampled})
+    ledger.set_meta(verification={"seed": seed, "sample": size, "every": plan.every, "sampled": sampled})
     return set(sampled)
 
 
-async def verify(ledger: Ledger, reader: Reader, throttle: Throttle, policy: RetryPolicy, *,
-                 plan: VerifyPlan, workers: int, now: Any) -> dict[str, int]:
+async def verify(
+    ledger: Ledger,
+    reader: Reader,
+    throttle: Throttle,
+    policy: RetryPolicy,
+    *,
+    plan: VerifyPlan,
+    workers: int,
+    now: Any,
+) -> dict[str, int]:
     """Check the rows the plan selects; store each verdict; return the counts of this pass.
     Raises ``SafetyStop`` when the server refuses the credentials or the certificate."""
     counts = dict.fromkeys(VERDICTS, 0)
@@ -129,9 +141,11 @@ async def verify(ledger: Ledger, reader: Reader, throttle: Throttle, policy: Ret
             key = (target.identifier_type, target.customer_id, target.badge_meta_id)
             pairs.setdefault(key, []).append(target)
         readings = await _read_pairs(reader, throttle, policy, list(pairs.values()), workers)
-        verdicts = [(target.row, settle(readings.get(targets[0].row), target.earned_badge_id),
-                     now())
-                    for targets in pairs.values() for target in targets]
+        verdicts = [
+            (target.row, settle(readings.get(targets[0].row), target.earned_badge_id), now())
+            for targets in pairs.values()
+            for target in targets
+        ]
         ledger.record_verifications(verdicts)
         for _, verdict, _ in verdicts:
             counts[verdict] += 1
@@ -139,14 +153,23 @@ async def verify(ledger: Ledger, reader: Reader, throttle: Throttle, policy: Ret
     return counts
 
 
-async def _read_pairs(reader: Reader, throttle: Throttle, policy: RetryPolicy,
-                      pairs: Sequence[list[Target]], workers: int) -> dict[int, BadgeReading]:
+async def _read_pairs(
+    reader: Reader, throttle: Throttle, policy: RetryPolicy, pairs: Sequence[list[Target]], workers: int
+) -> dict[int, BadgeReading]:
     """One read per pair (keyed by its first row), never two at once for one customer."""
     window = CustomerWindow(limit=len(pairs))
     for targets in pairs:
         first = targets[0]
-        window.add(PendingRow(first.row, first.badge_meta_id, first.customer_id,
-                              first.identifier_type, first.earned_badge_id, False))
+        window.add(
+            PendingRow(
+                first.row,
+                first.badge_meta_id,
+                first.customer_id,
+                first.identifier_type,
+                first.earned_badge_id,
+                False,
+            )
+        )
     readings: dict[int, BadgeReading] = {}
     changed = asyncio.Event()
     rng = random.Random()
@@ -173,15 +196,15 @@ async def _read_pairs(reader: Reader, throttle: Throttle, policy: RetryPolicy,
     return readings
 
 
-async def _read(reader: Reader, throttle: Throttle, policy: RetryPolicy, row: PendingRow,
-                rng: random.Random) -> BadgeReading:
+async def _read(
+    reader: Reader, throttle: Throttle, policy: RetryPolicy, row: PendingRow, rng: random.Random
+) -> BadgeReading:
     """A read with retries: reads change nothing, so any failure may be tried again."""
     reading: BadgeReading | None = None
     for attempt in range(1, policy.max_attempts + 1):
         if throttle.must_wait():
             await throttle.acquire()
-        reading = await reader.read_earned_badges(row.customer_id, row.identifier_type,
-                                                  row.badge_meta_id)
+        reading = await reader.read_earned_badges(row.customer_id, row.identifier_type, row.badge_meta_id)
         reply = reading.reply
         if reply.kind is ReplyKind.SUCCESS:
             throttle.on_success()
