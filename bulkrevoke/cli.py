@@ -192,7 +192,7 @@ def _settings(args: argparse.Namespace, command: str) -> dict[str, Any]:
 def _verify(args: argparse.Namespace) -> int:
     from bulkrevoke import loops
     from bulkrevoke.config import resolve_config
-    from bulkrevoke.runner import verify_run
+    from bulkrevoke.readback import verify_run
 
     settings = _settings(args, "verify")
     run_dir = Path(args.run_dir)

@@ -30,7 +30,6 @@ from bulkrevoke.errors import (
     BulkRevokeError,
     InputError,
     RunDirError,
-    SafetyStop,
     StorageError,
     StorageStop,
 )
@@ -44,9 +43,9 @@ from bulkrevoke.progress import Progress
 from bulkrevoke.report.identity import run_identity
 from bulkrevoke.report.reconcile import write_reports
 from bulkrevoke.send.auth import require_credentials
-from bulkrevoke.send.concurrency import UNLIMITED_CAP
 from bulkrevoke.send.engine import FLUSH_ROWS, INTENT_BATCH, Engine
 from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.send.verify import read_back
 from bulkrevoke.signals import SignalWatch
 
 log = logging.getLogger("bulkrevoke")
@@ -154,7 +153,7 @@ async def _run(
     if config.resume and meta.get("ingest_complete"):
         _check_resume(config, meta)
         in_doubt, pending = ledger.in_doubt_count(), ledger.pending_count()
-        ledger.add_resume(_iso(now), in_doubt, pending)
+        ledger.add_resume(iso(now), in_doubt, pending)
         ledger.set_meta(stop_reason=None, ticket=meta.get("ticket") or config.ticket)
         log.info("resuming %s: %d rows pending, %d of them in doubt", run_id, pending, in_doubt)
     else:
@@ -163,7 +162,7 @@ async def _run(
             version=__version__,
             input=_describe(config.source),
             dry_run=config.dry_run,
-            started=_iso(now),
+            started=iso(now),
             host=_host_label(config),
             rate=str(config.rate),
             mask_pii=config.mask_pii,
@@ -205,7 +204,7 @@ async def _run(
 def _reconcile(config: RunConfig, ledger: Ledger, run_dir: Path, started: float) -> dict[str, Any]:
     finished = datetime.now(timezone.utc)
     ledger.set_meta(
-        finished=_iso(finished),
+        finished=iso(finished),
         duration_seconds=float(ledger.meta().get("duration_seconds") or 0.0) + time.monotonic() - started,
     )
     ledger.release_reserve()  # its room is the report's now
@@ -259,7 +258,7 @@ async def _send(
 ) -> tuple[str, StorageError | None]:
     """The send phase; its stop message, and the storage fault that stopped it if one did."""
     started = time.monotonic()
-    async with _api_target(config) as (base_url, credentials):
+    async with api_target(config) as (base_url, credentials):
         from bulkrevoke.send.client import CapillaryClient
 
         client = CapillaryClient(
@@ -295,7 +294,7 @@ async def _send(
             progress.close()
             send_seconds = time.monotonic() - started
             if config.verify and engine.stop_reason is None:
-                await read_back(config, ledger, client, throttle)
+                await read_back(config, ledger, client, throttle, now=lambda: iso(datetime.now(timezone.utc)))
     try:
         ledger.record([], {"send_seconds": send_seconds})
         discovered = throttle.discovered_rate
@@ -309,72 +308,6 @@ async def _send(
         engine.storage_fault(exc)
         ledger.set_meta(stop_reason=engine.stop_reason)  # in the room the reserve left
     return engine.stop_message, engine.storage_error
-
-
-async def read_back(config: RunConfig, ledger: Ledger, reader: Any, throttle: Throttle) -> None:
-    """Verification (``run --verify``, ``bulkrevoke verify``): through the run's client and
-    throttle. A refusal (credentials, certificate) ends it with a log line; what was checked
-    stays checked."""
-    from bulkrevoke.send.verify import VerifyPlan, verify
-
-    plan = VerifyPlan(sample=config.sample, every=config.verify_all)
-    log.info(
-        "verifying against %s: the rows in question and %s",
-        _host_label(config),
-        "every sent row" if plan.every else f"a sample of {plan.sample} revoked rows",
-    )
-    try:
-        counts = await verify(
-            ledger,
-            reader,
-            throttle,
-            config.retry,
-            plan=plan,
-            workers=config.concurrency or UNLIMITED_CAP,
-            now=lambda: _iso(datetime.now(timezone.utc)),
-        )
-    except SafetyStop as exc:
-        log.error("%s", exc)
-        return
-    ledger.set_meta(verified_at=_iso(datetime.now(timezone.utc)))
-    log.info("verification: %s", counts)
-
-
-async def verify_run(config: RunConfig, run_dir: Path) -> RunResult:
-    """``bulkrevoke verify RUN_DIR``: read the run's rows back, then write its report again."""
-    if not (run_dir / rundir.LEDGER).exists():
-        raise RunDirError(f"{run_dir}: no {rundir.LEDGER} here; is this a run directory?")
-    with rundir.RunLock(run_dir), Ledger(run_dir / rundir.LEDGER) as ledger:
-        meta = ledger.meta()
-        if meta.get("dry_run"):
-            raise RunDirError(f"{run_dir} holds a dry run: nothing was sent to verify")
-        if meta.get("host") == "sandbox":
-            raise RunDirError(
-                f"{run_dir} ran against the in-process sandbox, which ended with "
-                "it: verify such a run with run --sandbox --verify"
-            )
-        with run_logging(
-            run_dir,
-            str(meta.get("run_id") or run_dir.name),
-            log_format=config.log_format,
-            verbosity=config.verbosity,
-        ):
-            async with _api_target(config) as (base_url, credentials):
-                from bulkrevoke.send.client import CapillaryClient
-
-                async with CapillaryClient(
-                    base_url,
-                    credentials,
-                    timeout=config.retry.timeout,
-                    concurrency=config.concurrency or UNLIMITED_CAP,
-                    ca_bundle=config.ca_bundle,
-                    proxy=config.proxy,
-                ) as client:
-                    await read_back(config, ledger, client, Throttle(config.rate))
-            pii = config.pii_key if meta.get("mask_pii") else None
-            with storage.writing("the report", run_dir):
-                summary = write_reports(ledger, run_dir, pii_key=pii)
-    return RunResult(run_dir=run_dir, summary=summary, exit_code=summary["exitCode"])
 
 
 @contextlib.contextmanager
@@ -402,7 +335,7 @@ def _stoppable(engine: Engine, watch: SignalWatch | None, run_log: RunLogFile, r
 
 
 @contextlib.asynccontextmanager
-async def _api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials]]:
+async def api_target(config: RunConfig) -> AsyncIterator[tuple[str, Credentials]]:
     """The real host and the environment's credentials, or an in-process sandbox with
     one-off credentials of its own."""
     if not config.sandbox:
@@ -443,5 +376,5 @@ def _host_label(config: RunConfig) -> str | None:
     return config.host
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from bulkrevoke.model import StopReason
 from bulkrevoke.send.reply import Reply
 
 
@@ -63,3 +64,13 @@ def describe(reply: Reply) -> str:
     if reply.error_message and reply.error_message != f"HTTP {reply.http_status}":
         return f"HTTP {reply.http_status} {reply.error_code} ({reply.error_message})"
     return f"HTTP {reply.http_status}"
+
+
+def stop_message(reason: str, reply: Reply) -> str:
+    """The line a StopRun decision stops the run with."""
+    if reason == StopReason.AUTH:
+        return (
+            f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
+            "check the credentials in the environment"
+        )
+    return f"{reply.error_message}"

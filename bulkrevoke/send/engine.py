@@ -25,7 +25,6 @@ import contextlib
 import logging
 import math
 import random
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +34,12 @@ from bulkrevoke.errors import SafetyStop, StorageError
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.logs import FILE_ONLY
 from bulkrevoke.model import Outcome, PendingRow, Status, StopReason
-from bulkrevoke.send.breakers import ErrorRateBreaker, NotTheApi, describe
+from bulkrevoke.send.breakers import ErrorRateBreaker, NotTheApi, describe, stop_message
 from bulkrevoke.send.client import Revoker
 from bulkrevoke.send.concurrency import InFlightCap
 from bulkrevoke.send.customers import CustomerWindow
 from bulkrevoke.send.reply import Reply, ReplyKind
-from bulkrevoke.send.retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after
+from bulkrevoke.send.retry import DOUBT_FROM_EARLIER_RUN, Retry, StopRun, decide, doubt_after, utc_now
 from bulkrevoke.send.throttle import Throttle
 
 log = logging.getLogger("bulkrevoke")
@@ -272,12 +271,12 @@ class Engine:
                     elapsed=loop.time() - started,
                     policy=self._policy,
                     rng=self._rng,
-                    completed_at=_utc_now(),
+                    completed_at=utc_now(),
                 )
                 if isinstance(decision, Outcome):
                     return decision
                 if isinstance(decision, StopRun):
-                    self.request_stop(decision.reason, _stop_message(decision.reason, reply))
+                    self.request_stop(decision.reason, stop_message(decision.reason, reply))
                     return self._leave_pending(row, doubt)
                 doubt = doubt or doubt_after(reply, attempt)
                 assert isinstance(decision, Retry)
@@ -390,26 +389,3 @@ class Engine:
             except StorageError as exc:  # they stay in doubt: a resume sends them once more
                 self.storage_fault(exc)
         self._unsent.clear()
-
-
-def _stop_message(reason: str, reply: Reply) -> str:
-    if reason == StopReason.AUTH:
-        return (
-            f"authentication failed (HTTP {reply.http_status}, code {reply.error_code}): "
-            "check the credentials in the environment"
-        )
-    return f"{reply.error_message}"
-
-
-_second_cache: list[Any] = [-1, ""]
-
-
-def _utc_now() -> str:
-    """ISO-8601 UTC with milliseconds; the date part is formatted once per second, as this
-    runs once per row on the hot path."""
-    now = time.time()
-    second = int(now)
-    if second != _second_cache[0]:
-        _second_cache[0] = second
-        _second_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}Z"

@@ -29,7 +29,9 @@ carries that *doubt* (which attempt, and what became of its answer): a later 814
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from bulkrevoke.config import RetryPolicy
 from bulkrevoke.model import ErrorSource, Outcome, Status
@@ -145,3 +147,17 @@ def _outcome(reply: Reply, status: Status, attempt: int, completed_at: str) -> O
         request_id=reply.request_id,
         completed_at=completed_at,
     )
+
+
+_SECOND: list[Any] = [-1, ""]
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds; the date part is formatted once per second, as this
+    runs once per row on the hot path."""
+    now = time.time()
+    second = int(now)
+    if second != _SECOND[0]:
+        _SECOND[0] = second
+        _SECOND[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_SECOND[1]}.{int((now - second) * 1000):03d}Z"

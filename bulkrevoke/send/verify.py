@@ -23,15 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from bulkrevoke.config import RetryPolicy
+from bulkrevoke.config import RetryPolicy, RunConfig
 from bulkrevoke.errors import SafetyStop
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.model import PendingRow, Status
 from bulkrevoke.send.client import BadgeReading
+from bulkrevoke.send.concurrency import UNLIMITED_CAP
 from bulkrevoke.send.customers import CustomerWindow
 from bulkrevoke.send.reply import ReplyKind
 from bulkrevoke.send.retry import backoff
@@ -221,3 +222,32 @@ async def _read(
             await asyncio.sleep(backoff(attempt, policy, rng))
     assert reading is not None
     return reading
+
+
+async def read_back(
+    config: RunConfig, ledger: Ledger, reader: Reader, throttle: Throttle, *, now: Callable[[], str]
+) -> None:
+    """Verification (``run --verify``, ``bulkrevoke verify``): through the run's client and
+    throttle. A refusal (credentials, certificate) ends it with a log line; what was checked
+    stays checked."""
+    plan = VerifyPlan(sample=config.sample, every=config.verify_all)
+    log.info(
+        "verifying against %s: the rows in question and %s",
+        config.host or "the sandbox",
+        "every sent row" if plan.every else f"a sample of {plan.sample} revoked rows",
+    )
+    try:
+        counts = await verify(
+            ledger,
+            reader,
+            throttle,
+            config.retry,
+            plan=plan,
+            workers=config.concurrency or UNLIMITED_CAP,
+            now=now,
+        )
+    except SafetyStop as exc:
+        log.error("%s", exc)
+        return
+    ledger.set_meta(verified_at=now())
+    log.info("verification: %s", counts)

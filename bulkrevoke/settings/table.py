@@ -1,24 +1,24 @@
-"""Every setting of ``run`` and ``verify``, declared once.
-
-One ``Setting`` says all there is to know about a setting: its name (the library keyword
-and the config-file key), its flags, parser, default, help text, argparse group, the
-commands that take it, and whether the environment or the config file may give it. The
-CLI builds its flags from this table, ``config.resolve_config`` reads values and
-defaults from it, ``load_config_file`` its known and secret keys, and the library its
-keywords; tests/test_settings.py holds the README's flag table against it.
-
-Adding a setting is one entry here plus its use (a ``RunConfig`` field, set in
-``resolve_config``).
-"""
+"""The table: every setting of ``run`` and ``verify``, once (see the package's docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
 
 from bulkrevoke.model import IDENTIFIER_TYPES
+from bulkrevoke.settings.setting import (
+    BOTH,
+    INPUT,
+    MODE,
+    OUTPUT,
+    PACE,
+    RUN,
+    VERIFICATION,
+    VERIFY,
+    WHERE,
+    Setting,
+    always,
+    holds_password,
+)
 from bulkrevoke.values import (
     CLUSTERS,
     DEFAULT_REAL_RATE,
@@ -27,10 +27,8 @@ from bulkrevoke.values import (
     LOG_FORMATS,
     MAX_CONCURRENCY,
     TICKET_MAX,
-    RateLimit,
     as_bool,
     as_int,
-    as_is,
     as_path,
     nonnegative_int,
     parse_ca_bundle,
@@ -47,54 +45,6 @@ from bulkrevoke.values import (
     resolve_host,
     seconds,
 )
-
-#: Raw value and the flag to name in an error → the setting's value.
-Parser = Callable[[Any, str], Any]
-Action = Literal["store", "store_true", "store_false", "count", "append"]
-
-RUN: tuple[str, ...] = ("run",)
-VERIFY: tuple[str, ...] = ("verify",)
-BOTH: tuple[str, ...] = ("run", "verify")
-
-WHERE, PACE, OUTPUT, INPUT = "where to send", "pace and retries", "output", "input"
-MODE, VERIFICATION = "run", "verification"
-
-
-def _always(value: Any) -> bool:
-    return True
-
-
-def _holds_password(value: Any) -> bool:
-    return "@" in str(value)  # a proxy URL with user:password@
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting: where it may come from, how it is read, what it defaults to."""
-
-    name: str  # the library keyword, the config-file key, the argparse dest
-    help: str  # without the default: help_text() adds it
-    flags: tuple[str, ...] = ()  # none: only the environment or the config file give it
-    metavar: str | None = None
-    action: Action = "store"  # argparse's
-    choices: tuple[str, ...] | None = None
-    group: str = ""  # argparse group title
-    commands: tuple[str, ...] = ()
-    default: Any = None
-    shown: str | None = None  # how help and README show the default, where its value can't
-    parse: Parser = as_is
-    file: bool = True  # the config file may give it
-    env: str | None = None  # the environment may give it (it beats the file)
-    secret: Callable[[Any], bool] | None = None  # true: a file holding it must be private
-    keyword: bool = True  # the library (and resolve_config) take it
-    empty_is_unset: bool = False  # "" means: not given
-
-    @property
-    def flag(self) -> str:
-        """The spelling errors name, whatever the value's source."""
-        long = [f for f in self.flags if f.startswith("--")]
-        return long[0] if long else "--" + self.name.replace("_", "-")
-
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -147,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
         group=WHERE,
         commands=BOTH,
         shown="HTTPS_PROXY / HTTP_PROXY unless NO_PROXY names the host",
-        secret=_holds_password,
+        secret=holds_password,
     ),
     Setting(
         "rate",
@@ -367,7 +317,7 @@ SETTINGS: tuple[Setting, ...] = (
         group=MODE,
         commands=RUN,
         env="BULKREVOKE_NOTIFY_URL",
-        secret=_always,
+        secret=always,
     ),
     Setting(
         "ticket",
@@ -424,70 +374,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # Secrets: from the environment or a private config file, never from a flag (a flag
     # shows up in ps and in shell history).
-    Setting("username", "Basic auth user", env="BULKREVOKE_USERNAME", secret=_always, keyword=False),
-    Setting("password", "Basic auth password", env="BULKREVOKE_PASSWORD", secret=_always, keyword=False),
-    Setting("client_key", "OAuth client key", env="BULKREVOKE_CLIENT_KEY", secret=_always, keyword=False),
+    Setting("username", "Basic auth user", env="BULKREVOKE_USERNAME", secret=always, keyword=False),
+    Setting("password", "Basic auth password", env="BULKREVOKE_PASSWORD", secret=always, keyword=False),
+    Setting("client_key", "OAuth client key", env="BULKREVOKE_CLIENT_KEY", secret=always, keyword=False),
     Setting(
-        "client_secret", "OAuth client secret", env="BULKREVOKE_CLIENT_SECRET", secret=_always, keyword=False
+        "client_secret", "OAuth client secret", env="BULKREVOKE_CLIENT_SECRET", secret=always, keyword=False
     ),
     Setting(
         "pii_key", "the key of --mask-pii's keyed hash", env="BULKREVOKE_PII_KEY", file=False, keyword=False
     ),
 )
-
-BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
-DEFAULTS: Mapping[str, Any] = MappingProxyType({s.name: s.default for s in SETTINGS})
-#: What resolve_config and the library take (besides the flag spellings in ALIASES).
-KEYWORDS = frozenset(s.name for s in SETTINGS if s.keyword)
-FILE_KEYS = frozenset(s.name for s in SETTINGS if s.file)
-
-
-def for_command(command: str) -> tuple[Setting, ...]:
-    """The settings that *command* (run, verify) takes as flags, in help order."""
-    return tuple(s for s in SETTINGS if s.flags and command in s.commands)
-
-
-# The value a flag's action stores → the setting's value, for a keyword spelled as a flag.
-_FROM_FLAG: Mapping[str, Callable[[Any], Any]] = {"store_false": lambda value: not value, "count": int}
-
-
-def _aliases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
-    """``run`` flags spelled unlike their setting (``--no-progress``, ``--verbose``): the
-    library takes them too, as the README promises ("the run flags with - turned into _")."""
-    aliases = {}
-    for setting in for_command("run"):
-        for flag in setting.flags:
-            keyword = flag.lstrip("-").replace("-", "_")
-            if setting.keyword and flag.startswith("--") and keyword != setting.name:
-                aliases[keyword] = (setting.name, _FROM_FLAG.get(setting.action, _same))
-    return aliases
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-#: Library keyword → (setting, conversion).
-ALIASES: Mapping[str, tuple[str, Callable[[Any], Any]]] = MappingProxyType(_aliases())
-
-
-def default_text(setting: Setting) -> str:
-    """The default as help and the README show it; "" when a switch or unset means off."""
-    if setting.shown is not None:
-        return setting.shown
-    value = setting.default
-    if value is None or isinstance(value, (bool, Mapping)) or setting.action == "count":
-        return ""
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value) if isinstance(value, (int, str, RateLimit)) else repr(value)
-
-
-def help_text(setting: Setting) -> str:
-    """The help line: the text, then the default and the environment variable, if any."""
-    parts = [setting.help]
-    if default := default_text(setting):
-        parts.append(f"(default: {default})")
-    if setting.env:
-        parts.append(f"(env {setting.env})")
-    return " ".join(parts)
