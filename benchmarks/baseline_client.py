@@ -48,16 +48,20 @@ async def _main(path: str, host: str, concurrency: int) -> dict[str, object]:
         next(reader)
         rows = [(meta, int(customer), earned) for meta, customer, earned in reader]
     url = host.rstrip("/") + REVOKE_PATH
-    headers = {"Content-Type": "application/json", "Accept": "application/json",
-               "Authorization": _authorization()}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Authorization": _authorization(),
+    }
     todo = iter(rows)
     counts = {"ok": 0, "other": 0}
     request_ids: list[str | None] = []
 
     async def worker(session: aiohttp.ClientSession) -> None:
         for meta, customer, earned in todo:  # one shared iterator: each row goes once
-            body = json.dumps({"badgeMetaId": meta, "customerId": customer,
-                               "earnedBadgeId": earned}, separators=(",", ":")).encode()
+            body = json.dumps(
+                {"badgeMetaId": meta, "customerId": customer, "earnedBadgeId": earned}, separators=(",", ":")
+            ).encode()
             async with session.post(url, data=body, headers=headers) as response:
                 payload = json.loads(await response.read())
                 request_ids.append(response.headers.get("X-Cap-Requestid"))
@@ -72,8 +76,12 @@ async def _main(path: str, host: str, concurrency: int) -> dict[str, object]:
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         send_seconds = time.perf_counter() - started
-    return {"rows": len(rows), "ok": counts["ok"], "sendSeconds": send_seconds,
-            "requestIds": sum(1 for r in request_ids if r)}
+    return {
+        "rows": len(rows),
+        "ok": counts["ok"],
+        "sendSeconds": send_seconds,
+        "requestIds": sum(1 for r in request_ids if r),
+    }
 
 
 def main() -> int:

@@ -23,8 +23,9 @@ def make_app() -> web.Application:
 
     async def answer(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(body=BODY, content_type="application/json",
-                            headers={"X-Cap-Requestid": f"{next(ids):032x}"})
+        return web.Response(
+            body=BODY, content_type="application/json", headers={"X-Cap-Requestid": f"{next(ids):032x}"}
+        )
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
@@ -36,8 +37,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(make_app(), host=args.host, port=args.port, access_log=None,
-                print=lambda *_: print("ready", flush=True))
+    web.run_app(
+        make_app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda *_: print("ready", flush=True),
+    )
 
 
 if __name__ == "__main__":
