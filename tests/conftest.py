@@ -149,3 +149,29 @@ def sandbox_for():
     yield start
     for thread in started:
         thread.__exit__(None, None, None)
+
+
+def failed_run(tmp_path: Path, sandbox_for, *, count: int, seed: int, **sandbox_options):
+    """A run against a faulty sandbox with one attempt per row, so that some rows fail
+    (for the read-back's tests): its badges, the sandbox and the run directory."""
+    badges = make_badges(count, seed=seed, inactive_share=0.2)
+    sandbox = sandbox_for(badges, **sandbox_options)
+    out = tmp_path / "run"
+    result = run_cli(
+        "run",
+        str(write_input(tmp_path / "in.csv", badges)),
+        "--host",
+        sandbox.url,
+        "--rate",
+        "unlimited",
+        "--max-attempts",
+        "1",
+        "--timeout",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+        env=CREDENTIALS,
+    )
+    assert result.returncode == 1, result.stderr
+    return badges, sandbox, out

@@ -15,6 +15,7 @@ from bulkrevoke.sandbox import FaultProfile
 from .conftest import (
     CREDENTIALS,
     ROOT,
+    failed_run,
     make_badges,
     read_report,
     read_summary,
@@ -26,27 +27,8 @@ HOOK_PATH = "/services/T01/B02/hush-hush-9f3"
 
 
 def _failed_run(tmp_path: Path, sandbox_for):
-    badges = make_badges(80, seed=81, inactive_share=0.2)
-    sandbox = sandbox_for(badges, faults=FaultProfile(seed=8, server_error=0.25, drop=0.1))
-    out = tmp_path / "run"
-    result = run_cli(
-        "run",
-        str(write_input(tmp_path / "in.csv", badges)),
-        "--host",
-        sandbox.url,
-        "--rate",
-        "unlimited",
-        "--max-attempts",
-        "1",
-        "--timeout",
-        "2",
-        "--no-progress",
-        "--out",
-        str(out),
-        env=CREDENTIALS,
-    )
-    assert result.returncode == 1, result.stderr
-    return badges, sandbox, out
+    faults = FaultProfile(seed=8, server_error=0.25, drop=0.1)
+    return failed_run(tmp_path, sandbox_for, count=80, seed=81, faults=faults)
 
 
 def test_verify_settles_failed_rows_as_the_server_has_them(tmp_path, sandbox_for):

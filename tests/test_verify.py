@@ -15,13 +15,10 @@ from bulkrevoke.send.throttle import Throttle
 from bulkrevoke.send.verify import VerifyPlan, select, settle, verify
 
 from .conftest import (
-    CREDENTIALS,
     PASSWORD,
     USERNAME,
-    make_badges,
+    failed_run,
     read_report,
-    run_cli,
-    write_input,
 )
 
 OK = Reply(ReplyKind.SUCCESS, 200)
@@ -44,27 +41,8 @@ def test_a_verdict_claims_only_what_the_answer_says(reading, verdict):
 
 
 def _failed_run(tmp_path, sandbox_for, shape="standard"):
-    badges = make_badges(120, seed=71, inactive_share=0.2)
-    sandbox = sandbox_for(badges, read_shape=shape, faults=FaultProfile(seed=7, server_error=0.2, drop=0.15))
-    out = tmp_path / "run"
-    result = run_cli(
-        "run",
-        str(write_input(tmp_path / "in.csv", badges)),
-        "--host",
-        sandbox.url,
-        "--rate",
-        "unlimited",
-        "--max-attempts",
-        "1",
-        "--timeout",
-        "2",
-        "--no-progress",
-        "--out",
-        str(out),
-        env=CREDENTIALS,
-    )
-    assert result.returncode == 1, result.stderr
-    return badges, sandbox, out
+    faults = FaultProfile(seed=7, server_error=0.2, drop=0.15)
+    return failed_run(tmp_path, sandbox_for, count=120, seed=71, read_shape=shape, faults=faults)
 
 
 async def _verify(out, sandbox, plan):
