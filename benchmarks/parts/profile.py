@@ -133,7 +133,9 @@ def pyspy(bench: Bench, scenario: Scenario, spy: str) -> list[str]:
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     components: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text(errors="replace").splitlines():
+    text = raw.read_text(errors="replace")
+    raw.unlink()
+    for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
@@ -161,5 +163,7 @@ def cprofile(bench: Bench, scenario: Scenario) -> list[str]:
     proc = bench.harness.run(bench.harness.pinned(cmd, CLIENT_CPU), timeout=900)
     if proc.rc != 0 or not out.exists():
         raise BenchError(f"cProfile run exit {proc.rc}: {proc.tail()}")
+    stats = pstats.Stats(str(out))
+    out.unlink()
     head = f"**cProfile** (profiled run: {proc.wall:.1f}s wall)"
-    return [head, "", *cprofile_table(pstats.Stats(str(out)), rows=scenario.rows), ""]
+    return [head, "", *cprofile_table(stats, rows=scenario.rows), ""]
