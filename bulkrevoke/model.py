@@ -117,16 +117,18 @@ class StopReason(str, enum.Enum):
         return self.value
 
 
-#: Stop reasons that end a run with exit code 3 (a safety stop; the rest is resumable).
+#: Stop reasons (as the ledger stores them) that end a run with exit code 3 (a safety
+#: stop; the rest is resumable).
 SAFETY_STOPS = frozenset(
-    {
+    reason.value
+    for reason in (
         StopReason.AUTH,
         StopReason.TLS,
         StopReason.PROXY_AUTH,
         StopReason.NOT_API,
         StopReason.ERROR_RATE,
         StopReason.STORAGE,
-    }
+    )
 )
 
 

@@ -240,17 +240,17 @@ _INT_COLUMNS = frozenset({"httpStatus", "attempts", "duplicateOf"})
 
 def stop_note(stop_reason: str | None) -> str:
     """What the report says of rows that a stopped run left unsent."""
-    known = {reason.value: reason for reason in StopReason}
-    return _STOP_NOTES.get(known[stop_reason], "run ended") if stop_reason in known else "run ended"
+    return _STOP_NOTES.get(stop_reason or "", "run ended")
 
 
-_STOP_NOTES = {
-    StopReason.AUTH: "run stopped: authentication failed",
-    StopReason.TLS: "run stopped: the host's TLS certificate was not trusted",
-    StopReason.STORAGE: "run stopped: the run directory could not be written",
-    StopReason.PROXY_AUTH: "run stopped: the proxy refused its credentials",
-    StopReason.NOT_API: "run stopped: the host does not answer like the Badges API",
-    StopReason.ERROR_RATE: "run stopped: too many rows failed",
-    StopReason.SIGNAL: "run interrupted",
-    StopReason.INTERNAL: "run stopped by an internal error",
+#: Keyed by the stop reason as the ledger stores it (a plain string).
+_STOP_NOTES: dict[str, str] = {
+    StopReason.AUTH.value: "run stopped: authentication failed",
+    StopReason.TLS.value: "run stopped: the host's TLS certificate was not trusted",
+    StopReason.STORAGE.value: "run stopped: the run directory could not be written",
+    StopReason.PROXY_AUTH.value: "run stopped: the proxy refused its credentials",
+    StopReason.NOT_API.value: "run stopped: the host does not answer like the Badges API",
+    StopReason.ERROR_RATE.value: "run stopped: too many rows failed",
+    StopReason.SIGNAL.value: "run interrupted",
+    StopReason.INTERNAL.value: "run stopped by an internal error",
 }
