@@ -13,10 +13,11 @@ from bulkrevoke._version import __version__
 
 if TYPE_CHECKING:
     from bulkrevoke.api import revoke, revoke_async
-    from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
+    from bulkrevoke.config import RunConfig
     from bulkrevoke.errors import BulkRevokeError, ConfigError, InputError, SafetyStop
     from bulkrevoke.model import Status
     from bulkrevoke.runner import RunResult
+    from bulkrevoke.values import RateLimit, RetryPolicy
 
 __all__ = [
     "BulkRevokeError",
@@ -36,8 +37,8 @@ __all__ = [
 _HOMES = {
     "revoke": "api",
     "revoke_async": "api",
-    "RateLimit": "config",
-    "RetryPolicy": "config",
+    "RateLimit": "values",
+    "RetryPolicy": "values",
     "RunConfig": "config",
     "BulkRevokeError": "errors",
     "ConfigError": "errors",

@@ -4,7 +4,7 @@
 TOML file; everything downstream receives a ``RunConfig``. Which settings there are,
 where each may come from, how it is parsed and what it defaults to is the settings
 table's to say (``bulkrevoke.settings``); the value types and parsers are in
-``bulkrevoke.values``, and are also importable from here.
+``bulkrevoke.values``.
 """
 
 from __future__ import annotations
@@ -21,56 +21,19 @@ from bulkrevoke.errors import ConfigError
 from bulkrevoke.proxies import Proxy, choose_proxy
 from bulkrevoke.settings import BY_NAME, DEFAULTS, FILE_KEYS, KEYWORDS, SETTINGS
 from bulkrevoke.values import (
-    CLUSTERS,
-    DEFAULT_REAL_RATE,
     DEFAULT_RETRY,
     DEFAULT_SANDBOX_RATE,
-    LOG_FORMATS,
-    MAX_CONCURRENCY,
-    TICKET_MAX,
     Credentials,
     RateLimit,
     RetryPolicy,
     Webhook,
-    check_ca_bundle,
-    is_loopback,
-    parse_columns,
-    parse_identifier,
-    parse_rate,
-    parse_ticket,
     parse_webhook,
-    resolve_host,
 )
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
-
-__all__ = [
-    "CLUSTERS",
-    "DEFAULT_REAL_RATE",
-    "DEFAULT_RETRY",
-    "DEFAULT_SANDBOX_RATE",
-    "LOG_FORMATS",
-    "MAX_CONCURRENCY",
-    "TICKET_MAX",
-    "Credentials",
-    "RateLimit",
-    "RetryPolicy",
-    "RunConfig",
-    "Webhook",
-    "check_ca_bundle",
-    "is_loopback",
-    "load_config_file",
-    "parse_columns",
-    "parse_identifier",
-    "parse_rate",
-    "parse_ticket",
-    "parse_webhook",
-    "resolve_config",
-    "resolve_host",
-]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from bulkrevoke import rundir, storage
 from bulkrevoke._version import __version__
-from bulkrevoke.config import MAX_CONCURRENCY, Credentials, RateLimit, RunConfig
+from bulkrevoke.config import RunConfig
 from bulkrevoke.errors import (
     BulkRevokeError,
     InputError,
@@ -47,6 +47,7 @@ from bulkrevoke.send.engine import FLUSH_ROWS, INTENT_BATCH, Engine
 from bulkrevoke.send.throttle import Throttle
 from bulkrevoke.send.verify import read_back
 from bulkrevoke.signals import SignalWatch
+from bulkrevoke.values import MAX_CONCURRENCY, Credentials, RateLimit
 
 log = logging.getLogger("bulkrevoke")
 

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bulkrevoke.config import Credentials
 from bulkrevoke.model import PendingRow
 from bulkrevoke.send import client as client_module
 from bulkrevoke.send.client import CapillaryClient
 from bulkrevoke.send.reply import ReplyKind
+from bulkrevoke.values import Credentials
 
 SUCCESS = b'{"data":{"isActive":false},"errors":[],"warnings":[]}'
 OK = (

@@ -2,16 +2,9 @@ import os
 
 import pytest
 
-from bulkrevoke.config import (
-    CLUSTERS,
-    Credentials,
-    RateLimit,
-    parse_columns,
-    parse_rate,
-    resolve_config,
-    resolve_host,
-)
+from bulkrevoke.config import resolve_config
 from bulkrevoke.errors import ConfigError
+from bulkrevoke.values import CLUSTERS, Credentials, RateLimit, parse_columns, parse_rate, resolve_host
 
 
 @pytest.mark.parametrize(

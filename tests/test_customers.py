@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
+from bulkrevoke.config import RunConfig
 from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.model import PendingRow
 from bulkrevoke.send.concurrency import MAX_CAP, UNLIMITED_CAP, InFlightCap
@@ -13,6 +13,7 @@ from bulkrevoke.send.customers import CustomerWindow, customer_key
 from bulkrevoke.send.engine import Engine
 from bulkrevoke.send.reply import Reply, ReplyKind
 from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.values import RateLimit, RetryPolicy
 
 META = "698dae82d30c4f6b3da9dc06"
 

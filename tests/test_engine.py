@@ -7,12 +7,13 @@ from collections import defaultdict
 
 import pytest
 
-from bulkrevoke.config import RateLimit, RetryPolicy, RunConfig
+from bulkrevoke.config import RunConfig
 from bulkrevoke.ledger import Ledger, row_batch
 from bulkrevoke.model import StopReason
 from bulkrevoke.send.engine import Engine
 from bulkrevoke.send.reply import Reply, ReplyKind
 from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.values import RateLimit, RetryPolicy
 
 META = "698dae82d30c4f6b3da9dc06"
 FAST = RetryPolicy(max_attempts=4, base_delay=0.0, max_delay=0.0)

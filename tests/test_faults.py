@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-from bulkrevoke.config import Credentials
 from bulkrevoke.model import PendingRow
 from bulkrevoke.sandbox import FaultProfile, Sandbox, SandboxSettings
 from bulkrevoke.send.client import CapillaryClient
 from bulkrevoke.send.reply import ReplyKind
+from bulkrevoke.values import Credentials
 
 from .conftest import (
     CREDENTIALS,

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bulkrevoke.config import Credentials
 from bulkrevoke.model import PendingRow
 from bulkrevoke.sandbox import FaultProfile
 from bulkrevoke.send.client import CapillaryClient
 from bulkrevoke.send.reply import ReplyKind
+from bulkrevoke.values import Credentials
 
 from .conftest import (
     CREDENTIALS,

@@ -2,10 +2,10 @@ import random
 
 import pytest
 
-from bulkrevoke.config import RetryPolicy
 from bulkrevoke.model import ErrorSource, Outcome, Status
 from bulkrevoke.send.reply import Reply, ReplyKind, classify_response, parse_retry_after
 from bulkrevoke.send.retry import Retry, StopRun, backoff, decide, doubt_after
+from bulkrevoke.values import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, row_deadline=60.0)
 

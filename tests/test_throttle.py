@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
-from bulkrevoke.config import RateLimit, parse_rate
 from bulkrevoke.errors import ConfigError
 from bulkrevoke.sandbox.ratelimit import TokenBucketLimit
 from bulkrevoke.send import throttle as throttle_module
 from bulkrevoke.send.throttle import EARLY, MARGIN, TICK, Pacer, Throttle, capacity
+from bulkrevoke.values import RateLimit, parse_rate
 
 # --- the schedule on a virtual clock -----------------------------------------------------------
 

@@ -6,13 +6,13 @@ import random
 
 import pytest
 
-from bulkrevoke.config import Credentials, RateLimit, RetryPolicy
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.sandbox import FaultProfile
 from bulkrevoke.send.client import BadgeReading, CapillaryClient
 from bulkrevoke.send.reply import Reply, ReplyKind
 from bulkrevoke.send.throttle import Throttle
 from bulkrevoke.send.verify import VerifyPlan, select, settle, verify
+from bulkrevoke.values import Credentials, RateLimit, RetryPolicy
 
 from .conftest import (
     PASSWORD,

@@ -13,8 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bulkrevoke.config import Credentials
 from bulkrevoke.errors import ConfigError, SafetyStop
+from bulkrevoke.values import Credentials
 
 TOKEN_PATH = "/v3/oauth/token/generate"
 #: Renew a token when less than this share of its lifetime is left.

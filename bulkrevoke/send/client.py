@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from bulkrevoke._version import __version__
-from bulkrevoke.config import Credentials
 from bulkrevoke.errors import SafetyStop
 from bulkrevoke.model import IDENTIFIER_TYPES, ErrorSource, PendingRow
 from bulkrevoke.proxies import Proxy
@@ -41,6 +40,7 @@ from bulkrevoke.send.reply import (
     parse_retry_after,
     reply_for_exception,
 )
+from bulkrevoke.values import Credentials
 
 if TYPE_CHECKING:
     import aiohttp

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 
-from bulkrevoke.config import MAX_CONCURRENCY as MAX_CAP
+from bulkrevoke.values import MAX_CONCURRENCY as MAX_CAP
 
 MIN_CAP = 1
 UNLIMITED_CAP = 16

@@ -33,9 +33,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bulkrevoke.config import RetryPolicy
 from bulkrevoke.model import ErrorSource, Outcome, Status
 from bulkrevoke.send.reply import Reply, ReplyKind
+from bulkrevoke.values import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from bulkrevoke.config import RateLimit
 from bulkrevoke.send.rate_control import AutoRateControl, FixedRateControl
+from bulkrevoke.values import RateLimit
 
 #: The schedule runs this share below --rate. Requests leave on schedule, but arrive a few
 #: milliseconds apart or together as the network and the server's own scheduling have it:

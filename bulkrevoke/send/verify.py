@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from bulkrevoke.config import RetryPolicy, RunConfig
+from bulkrevoke.config import RunConfig
 from bulkrevoke.errors import SafetyStop
 from bulkrevoke.ledger import Ledger
 from bulkrevoke.model import PendingRow, Status
@@ -37,6 +37,7 @@ from bulkrevoke.send.customers import CustomerWindow
 from bulkrevoke.send.reply import ReplyKind
 from bulkrevoke.send.retry import backoff
 from bulkrevoke.send.throttle import Throttle
+from bulkrevoke.values import RetryPolicy
 
 log = logging.getLogger("bulkrevoke")
 
